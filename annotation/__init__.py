@@ -1,0 +1,1 @@
+"""DensePose annotation IO and conversion (imported as ``densemap.annotation``)."""

@@ -1,0 +1,1 @@
+"""densemap command-line interface (imported as ``densemap.cli``)."""

@@ -1,0 +1,50 @@
+"""The ``densemap`` command group. Commands are imported lazily so ``--help`` stays fast."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+
+import click
+
+from densemap import __version__
+
+# command name -> (module, function): loaded on demand so that `densemap --help`
+# does not import torch
+COMMANDS = {
+    "info": ("densemap.cli.info", "info"),
+    "align": ("densemap.cli.align", "align"),
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx):
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx, name):
+        if name not in COMMANDS:
+            return None
+        module, attr = COMMANDS[name]
+        return getattr(importlib.import_module(module), attr)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="densemap")
+@click.option("-v", "--verbose", count=True, help="More output (repeat for debug logging).")
+@click.option("-q", "--quiet", is_flag=True, help="Only errors.")
+@click.pass_context
+def main(ctx, verbose, quiet):
+    """densemap: carry dense-pose knowledge from humans to proximal animals.
+
+    Run `densemap align` to align the embedded human and chimpanzee meshes.
+    """
+    level = 0 if quiet else 1 + verbose
+    ctx.obj = {"verbosity": level}
+    logging.basicConfig(
+        level=logging.ERROR if quiet else (logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING),
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

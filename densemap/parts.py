@@ -1,0 +1,348 @@
+"""Semantic part labels on mesh vertices: reading, writing, validating and matching.
+
+Formats read by :func:`load_parts`:
+
+* OBJ ``g``/``o`` face groups (a vertex takes the group of most of its faces; ties
+  go to the group that appears first in the file);
+* JSON ``{"part name": [vertex ids, ...], ...}``;
+* ``.npy`` or ``.txt`` per-vertex integers (``-1`` = unlabelled), with names from a
+  ``names=`` argument, a sidecar ``<file>.names.json`` / ``.names.txt``, or ``part_<k>``;
+* a PLY vertex property (``label``, ``part``, ``parts``, ``segment`` or a named field).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from .errors import PartError
+from .mesh import Mesh, atomic_path, read_obj
+
+__all__ = ["PartLabels", "load_parts", "save_parts", "match_parts", "labels_from_face_groups"]
+
+
+@dataclass(frozen=True, eq=False)
+class PartLabels:
+    """Per-vertex part labels.
+
+    Parameters
+    ----------
+    labels : (V,) int
+        Part index of each vertex in ``0..L-1``; ``-1`` marks an unlabelled vertex.
+    names : sequence of str
+        ``L`` unique part names; ``names[k]`` is the name of label ``k``.
+    source : str
+        Where the labels came from, used in error messages.
+
+    Raises
+    ------
+    PartError
+        Labels out of range, duplicate or empty names, or a named part with no vertex.
+    """
+
+    labels: np.ndarray
+    names: tuple[str, ...]
+    source: str = "parts"
+
+    def __post_init__(self):
+        where = self.source
+        lab = np.asarray(self.labels)
+        if lab.ndim != 1:
+            raise PartError(f"{where}: labels must be a 1-D array, got shape {lab.shape}")
+        if lab.size and lab.dtype.kind not in "iu":
+            if lab.dtype.kind == "f" and np.all(np.mod(lab, 1) == 0):
+                lab = lab.astype(np.int64)
+            else:
+                raise PartError(f"{where}: labels must be integers, got dtype {lab.dtype}")
+        lab = np.array(lab, dtype=np.int64, copy=True)
+        names = tuple(str(n) for n in self.names)
+        if len(names) < 1:
+            raise PartError(f"{where}: no part names")
+        seen = set()
+        for n in names:
+            if not n:
+                raise PartError(f"{where}: empty part name")
+            if n in seen:
+                raise PartError(f"{where}: part name {n!r} appears twice")
+            seen.add(n)
+        bad = (lab < -1) | (lab >= len(names))
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise PartError(
+                f"{where}: labels[{i}] = {lab[i]} is out of range; expected -1 (unlabelled) or 0..{len(names) - 1} "
+                f"for {len(names)} parts"
+            )
+        counts = np.bincount(lab[lab >= 0], minlength=len(names))
+        empty = [names[k] for k in np.flatnonzero(counts == 0)]
+        if empty:
+            raise PartError(f"{where}: {len(empty)} part(s) have no vertex: {empty}")
+        lab.setflags(write=False)
+        object.__setattr__(self, "labels", lab)
+        object.__setattr__(self, "names", names)
+
+    def __repr__(self):
+        return f"PartLabels(L={self.n_parts}, V={len(self.labels)}, unlabelled={int((self.labels < 0).sum())})"
+
+    @property
+    def n_parts(self) -> int:
+        return len(self.names)
+
+    @property
+    def counts(self) -> np.ndarray:
+        """(L,) int: number of vertices in each part."""
+        return np.bincount(self.labels[self.labels >= 0], minlength=self.n_parts)
+
+    def index(self, name: str) -> int:
+        try:
+            return self.names.index(name)
+        except ValueError:
+            raise PartError(f"{self.source}: no part named {name!r}; parts are {list(self.names)}") from None
+
+    def mask(self, name_or_index: str | int) -> np.ndarray:
+        """(V,) bool: vertices of one part."""
+        k = self.index(name_or_index) if isinstance(name_or_index, str) else int(name_or_index)
+        return self.labels == k
+
+    def check_mesh(self, mesh: Mesh) -> "PartLabels":
+        """Raise :class:`PartError` unless there is exactly one label per vertex of ``mesh``."""
+        if len(self.labels) != mesh.n_vertices:
+            raise PartError(
+                f"{self.source}: {len(self.labels)} labels but mesh {mesh.name} has {mesh.n_vertices} vertices"
+            )
+        return self
+
+    def reorder(self, names: Sequence[str]) -> "PartLabels":
+        """The same labelling with parts renumbered to follow ``names`` (a permutation of ours)."""
+        names = tuple(names)
+        if sorted(names) != sorted(self.names):
+            raise PartError(f"{self.source}: cannot reorder to {list(names)}; parts are {list(self.names)}")
+        perm = np.array([names.index(n) for n in self.names], dtype=np.int64)
+        lab = np.where(self.labels >= 0, perm[np.clip(self.labels, 0, None)], -1)
+        return PartLabels(lab, names, source=self.source)
+
+
+def labels_from_face_groups(n_vertices: int, faces: np.ndarray, face_groups: np.ndarray, n_groups: int) -> np.ndarray:
+    """Per-vertex labels from per-face groups by majority vote (ties: lowest group id).
+
+    Parameters
+    ----------
+    n_vertices : int
+    faces : (F, 3) int
+    face_groups : (F,) int
+        Group of each face, ``-1`` for none.
+    n_groups : int
+
+    Returns
+    -------
+    (V,) int
+        ``-1`` for vertices not in any grouped face.
+    """
+    fg = np.asarray(face_groups)
+    keep = fg >= 0
+    votes = np.zeros((n_vertices, max(n_groups, 1)), dtype=np.int64)
+    np.add.at(votes, (faces[keep].ravel(), np.repeat(fg[keep], 3)), 1)
+    lab = np.argmax(votes, axis=1)  # argmax takes the first maximum: the lowest group id
+    lab[votes.max(axis=1) == 0] = -1
+    return lab
+
+
+def _names_sidecar(path: Path) -> list[str] | None:
+    for cand in (path.with_suffix(".names.json"), path.with_suffix(".names.txt")):
+        if cand.is_file():
+            return _read_names(cand)
+    return None
+
+
+def _read_names(path: Path) -> list[str]:
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise PartError(f"{path}: cannot read names file ({exc.strerror})") from None
+    if path.suffix.lower() == ".json":
+        try:
+            names = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise PartError(f"{path}: invalid JSON ({exc})") from None
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise PartError(f"{path}: expected a JSON list of part names")
+        return names
+    return [ln.strip() for ln in text.splitlines() if ln.strip()]
+
+
+def load_parts(
+    path: str | os.PathLike,
+    mesh: Mesh | None = None,
+    *,
+    names: Sequence[str] | str | os.PathLike | None = None,
+    field: str | None = None,
+) -> PartLabels:
+    """Read per-vertex part labels.
+
+    Parameters
+    ----------
+    path : path-like
+        ``.obj`` (face groups), ``.json`` (name -> vertex ids), ``.npy``/``.txt``
+        (per-vertex ints) or ``.ply`` (a vertex property).
+    mesh : Mesh, optional
+        When given, the labels must have one entry per vertex and ids must be in range.
+    names : sequence of str or path, optional
+        Part names for integer formats (a list, or a JSON list / text file of names).
+    field : str, optional
+        PLY vertex property holding the labels.
+
+    Returns
+    -------
+    PartLabels
+
+    Raises
+    ------
+    PartError
+        Unreadable file, wrong length, out-of-range ids, duplicate assignment, empty parts.
+    """
+    path = Path(path)
+    where = str(path)
+    if not path.is_file():
+        raise PartError(f"{path}: no such file")
+    suffix = path.suffix.lower()
+    nv = mesh.n_vertices if mesh is not None else None
+    if suffix == ".obj":
+        from .errors import MeshError
+
+        try:
+            d = read_obj(path)
+        except MeshError as exc:
+            raise PartError(str(exc)) from None
+        if not d.group_names:
+            raise PartError(f"{path}: the OBJ file has no 'g' or 'o' groups to read parts from")
+        if nv is not None and len(d.vertices) != nv:
+            raise PartError(f"{path}: the OBJ file has {len(d.vertices)} vertices but mesh {mesh.name} has {nv}")
+        lab = labels_from_face_groups(len(d.vertices), d.faces, d.face_groups, len(d.group_names))
+        used = np.unique(lab[lab >= 0])
+        # groups without any vertex (e.g. empty 'g' lines) are not parts
+        remap = -np.ones(len(d.group_names), np.int64)
+        remap[used] = np.arange(len(used))
+        lab = np.where(lab >= 0, remap[np.clip(lab, 0, None)], -1)
+        return PartLabels(lab, [d.group_names[k] for k in used], source=where)
+    if suffix == ".json":
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise PartError(f"{path}: cannot read part JSON ({exc})") from None
+        if not isinstance(data, dict) or not data:
+            raise PartError(f"{path}: expected a JSON object {{part name: [vertex ids]}}")
+        ids_all = [np.asarray(v) for v in data.values()]
+        for name, ids in zip(data, ids_all):
+            if ids.ndim != 1 or (ids.size and ids.dtype.kind not in "iu"):
+                raise PartError(f"{path}: part {name!r} must be a list of integer vertex ids")
+            if ids.size == 0:
+                raise PartError(f"{path}: part {name!r} has no vertex")
+            if (ids < 0).any():
+                raise PartError(f"{path}: part {name!r} lists negative vertex id {int(ids[ids < 0][0])}")
+        top = max(int(ids.max()) for ids in ids_all)
+        n = nv if nv is not None else top + 1
+        if top >= n:
+            name, ids = next((nm, i) for nm, i in zip(data, ids_all) if i.max() >= n)
+            raise PartError(f"{path}: part {name!r} lists vertex {int(ids.max())} but mesh {mesh.name} has {n} vertices")
+        lab = -np.ones(n, dtype=np.int64)
+        for k, (name, ids) in enumerate(zip(data, ids_all)):
+            clash = lab[ids] >= 0
+            if clash.any():
+                v = int(ids[clash][0])
+                raise PartError(f"{path}: vertex {v} is in both {list(data)[lab[v]]!r} and {name!r}")
+            lab[ids] = k
+        return PartLabels(lab, list(data), source=where)
+    if suffix in (".npy", ".txt", ".ply"):
+        if suffix == ".npy":
+            try:
+                lab = np.load(path, allow_pickle=False)
+            except (OSError, ValueError) as exc:
+                raise PartError(f"{path}: cannot read labels ({exc})") from None
+        elif suffix == ".txt":
+            try:
+                lab = np.loadtxt(path, dtype=np.float64, ndmin=1)
+            except ValueError as exc:
+                raise PartError(f"{path}: cannot read labels, expected one integer per line ({exc})") from None
+        else:
+            lab = _read_ply_labels(path, field)
+        lab = np.asarray(lab)
+        if lab.ndim != 1:
+            raise PartError(f"{path}: labels must be a 1-D array of per-vertex ints, got shape {lab.shape}")
+        if nv is not None and len(lab) != nv:
+            raise PartError(f"{path}: {len(lab)} labels but mesh {mesh.name} has {nv} vertices")
+        if names is None:
+            names = _names_sidecar(path)
+        elif isinstance(names, (str, os.PathLike)):
+            names = _read_names(Path(names))
+        if names is None:
+            top = int(lab.max()) if lab.size else -1
+            names = [f"part_{k}" for k in range(top + 1)]
+        return PartLabels(lab, names, source=where)
+    raise PartError(f"{path}: unsupported part-label format {suffix!r}; expected .obj, .json, .npy, .txt or .ply")
+
+
+_PLY_FIELDS = ("label", "labels", "part", "parts", "segment", "segmentation")
+
+
+def _read_ply_labels(path: Path, field: str | None) -> np.ndarray:
+    import trimesh
+
+    try:
+        m = trimesh.load(str(path), process=False, force="mesh")
+    except Exception as exc:
+        raise PartError(f"{path}: cannot read PLY ({type(exc).__name__}: {exc})") from None
+    raw = (m.metadata.get("_ply_raw") or {}).get("vertex", {}).get("data")
+    props = {}
+    if raw is not None and getattr(raw, "dtype", None) is not None and raw.dtype.names:
+        props = {n: raw[n] for n in raw.dtype.names}
+    props.update({k: np.asarray(v) for k, v in getattr(m, "vertex_attributes", {}).items()})
+    wanted = [field] if field else [f for f in _PLY_FIELDS if f in props]
+    if not wanted or wanted[0] not in props:
+        avail = sorted(k for k in props if k not in ("x", "y", "z"))
+        what = f"property {field!r}" if field else f"any of the properties {list(_PLY_FIELDS)}"
+        raise PartError(f"{path}: the PLY vertices have no {what}; vertex properties are {avail}")
+    return np.asarray(props[wanted[0]]).reshape(-1)
+
+
+def save_parts(parts: PartLabels, path: str | os.PathLike) -> Path:
+    """Write labels as JSON ``{name: [ids]}`` or as ``.npy`` plus a ``.names.json`` sidecar (atomically)."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix == ".json":
+        data = {n: np.flatnonzero(parts.labels == k).tolist() for k, n in enumerate(parts.names)}
+        with atomic_path(path) as tmp:
+            tmp.write_text(json.dumps(data))
+    elif suffix == ".npy":
+        with atomic_path(path) as tmp:
+            with open(tmp, "wb") as fh:
+                np.save(fh, np.asarray(parts.labels))
+        with atomic_path(path.with_suffix(".names.json")) as tmp:
+            tmp.write_text(json.dumps(list(parts.names), indent=0))
+    else:
+        raise PartError(f"{path}: cannot write part labels as {suffix!r}; expected .json or .npy")
+    return path
+
+
+def match_parts(a: PartLabels, b: PartLabels) -> PartLabels:
+    """Check two labellings name the same parts; return ``b`` renumbered to ``a``'s order.
+
+    Raises
+    ------
+    PartError
+        Listing the names missing from ``b`` and the extra ones.
+    """
+    missing = [n for n in a.names if n not in b.names]
+    extra = [n for n in b.names if n not in a.names]
+    if missing or extra:
+        msg = [f"part names differ between {a.source} ({a.n_parts} parts) and {b.source} ({b.n_parts} parts)"]
+        if missing:
+            msg.append(f"missing from {b.source}: {missing}")
+        if extra:
+            msg.append(f"extra in {b.source}: {extra}")
+        raise PartError("; ".join(msg))
+    return b if b.names == a.names else b.reorder(a.names)

@@ -1,0 +1,1 @@
+"""Torch DensePose R-CNN, datasets, trainer, evaluator and pseudo-labels built on densemap geometry."""
