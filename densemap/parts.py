@@ -298,7 +298,9 @@ def _read_ply_labels(path: Path, field: str | None) -> np.ndarray:
         raise PartError(f"{path}: cannot read PLY ({type(exc).__name__}: {exc})") from None
     raw = (m.metadata.get("_ply_raw") or {}).get("vertex", {}).get("data")
     props = {}
-    if raw is not None and getattr(raw, "dtype", None) is not None and raw.dtype.names:
+    if isinstance(raw, dict):  # ASCII PLY: {property: (V, 1) array}
+        props = {n: np.asarray(a) for n, a in raw.items()}
+    elif raw is not None and getattr(raw, "dtype", None) is not None and raw.dtype.names:  # binary: structured
         props = {n: raw[n] for n in raw.dtype.names}
     props.update({k: np.asarray(v) for k, v in getattr(m, "vertex_attributes", {}).items()})
     wanted = [field] if field else [f for f in _PLY_FIELDS if f in props]
