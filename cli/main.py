@@ -14,6 +14,7 @@ from densemap import __version__
 COMMANDS = {
     "info": ("densemap.cli.info", "info"),
     "align": ("densemap.cli.align", "align"),
+    "convert-annotations": ("densemap.cli.convert", "convert_annotations"),
 }
 
 
