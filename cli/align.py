@@ -1,0 +1,156 @@
+"""``densemap align``: part-wise geodesic descriptors on two meshes and the maps between them."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import click
+
+from .options import device_option, library_errors, resolve_device, verbosity
+
+
+def _load_pair(mesh_a, mesh_b, parts_a, parts_b):
+    """Meshes and parts from files, or the embedded human (A) and chimp (B)."""
+    from densemap.mesh import load_mesh
+    from densemap.parts import load_parts
+
+    if mesh_a is None:
+        from densemap.data import chimp_to_human_ground_truth, reference_chimp, reference_human
+
+        ha, hb = reference_human(), reference_chimp()
+        return ha.mesh, ha.parts, hb.mesh, hb.parts, chimp_to_human_ground_truth()
+    out = []
+    for mesh_path, parts_path, flag in ((mesh_a, parts_a, "--parts-a"), (mesh_b, parts_b, "--parts-b")):
+        mesh = load_mesh(mesh_path)
+        if parts_path is None:
+            if Path(mesh_path).suffix.lower() != ".obj":
+                raise click.ClickException(
+                    f"{mesh_path}: no part labels; give {flag} (parts are read from OBJ groups only for .obj meshes)"
+                )
+            parts_path = mesh_path
+        out += [mesh, load_parts(parts_path, mesh)]
+    return (*out, None)
+
+
+@click.command()
+@click.argument("mesh_a", required=False, type=click.Path(dir_okay=False))
+@click.argument("mesh_b", required=False, type=click.Path(dir_okay=False))
+@click.option("--parts-a", type=click.Path(dir_okay=False), help="Part labels of MESH_A (default: its OBJ groups).")
+@click.option("--parts-b", type=click.Path(dir_okay=False), help="Part labels of MESH_B (default: its OBJ groups).")
+@click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False), default="densemap-align", show_default=True,
+              help="Output folder.")
+@device_option
+@click.option("--weighting", type=click.Choice(["area", "vertex"]), default="area", show_default=True,
+              help="Source weights in a part's mean: vertex area, or equal per vertex (the paper).")
+@click.option("--sources", default="all", show_default=True,
+              help="'all' labelled vertices as geodesic sources, or an integer m of sampled sources per part.")
+@click.option("--normalize", type=click.Choice(["part", "part-sqrt", "std", "global", "log", "none"]), default=None,
+              help="Descriptor column normalisation (default: the library's; 'part' is the paper's).")
+@click.option("--same-part", is_flag=True, help="Match only vertices of the same part.")
+@click.option("--refine/--no-refine", default=None, help="Spectral (ZoomOut) refinement of the descriptor map.")
+@click.option("--render/--no-render", default=True, show_default=True, help="Write PNG pictures.")
+@click.pass_context
+@library_errors
+def align(ctx, mesh_a, mesh_b, parts_a, parts_b, out_dir, device, weighting, sources, normalize, same_part, refine, render):
+    """Align MESH_A and MESH_B (default: the embedded human and chimpanzee).
+
+    Writes alignment.npz, descriptors_a.npy, descriptors_b.npy, report.json and PNG
+    pictures into the output folder.
+    """
+    import numpy as np
+
+    from densemap.mapping import align as align_meshes, map_quality
+    from densemap.mesh import atomic_path
+
+    if (mesh_a is None) != (mesh_b is None):
+        raise click.UsageError("give two meshes, or none for the embedded human and chimp")
+    if sources != "all":
+        try:
+            sources = int(sources)
+        except ValueError:
+            raise click.BadParameter(f"expected 'all' or an integer, got {sources!r}", param_hint="--sources") from None
+    talk = verbosity(ctx) > 0
+    dev = resolve_device(device)
+    t0 = time.perf_counter()
+    ma, pa, mb, pb, gt = _load_pair(mesh_a, mesh_b, parts_a, parts_b)
+    t_load = time.perf_counter() - t0
+    opts = {"weighting": weighting, "sources": sources, "same_part": same_part}
+    if normalize is not None:
+        opts["normalize"] = normalize
+    if refine is not None:
+        opts["refine"] = refine
+    if talk:
+        click.echo(f"A: {ma.name} ({ma.n_vertices} vertices, {pa.n_parts} parts)")
+        click.echo(f"B: {mb.name} ({mb.n_vertices} vertices, {pb.n_parts} parts)  device: {dev}")
+    result = align_meshes(ma, pa, mb, pb, device=dev, progress=talk, **opts)
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    result.save(out / "alignment.npz")
+    for name, d in (("descriptors_a.npy", result.desc_a), ("descriptors_b.npy", result.desc_b)):
+        with atomic_path(out / name) as tmp:
+            with open(tmp, "wb") as fh:
+                np.save(fh, d)
+
+    t1 = time.perf_counter()
+    quality = {
+        "a_to_b": map_quality(ma, mb, result.a_to_b, parts_a=pa, parts_b=result.parts_b, b_to_a=result.b_to_a),
+        "b_to_a": map_quality(mb, ma, result.b_to_a, parts_a=result.parts_b, parts_b=pa, b_to_a=result.a_to_b,
+                              ground_truth=gt),
+    }
+    timings = {"load": t_load, **result.timings, "quality": time.perf_counter() - t1}
+
+    pictures = []
+    if render:
+        from densemap.errors import GLBackendError
+
+        try:
+            from densemap import viz
+
+            viz.check_offscreen_gl()
+            t2 = time.perf_counter()
+            pictures.append(str(viz.render_meshes([(ma, pa.labels), (mb, result.parts_b.labels)], out / "parts.png",
+                                                  titles=["A", "B"])))
+            pictures.append(str(viz.render_transfer(ma, mb, result.b_to_a.indices, out / "transfer.png")))
+            timings["render"] = time.perf_counter() - t2
+        except GLBackendError as exc:
+            click.echo(f"pictures skipped: {exc}", err=True)
+
+    report = {
+        "mesh_a": {"name": ma.name, "vertices": ma.n_vertices, "faces": ma.n_faces, "sha1": ma.sha1},
+        "mesh_b": {"name": mb.name, "vertices": mb.n_vertices, "faces": mb.n_faces, "sha1": mb.sha1},
+        "device": dev,
+        "options": result.options,
+        "timings_s": timings,
+        "quality": quality,
+        "pictures": pictures,
+    }
+    with atomic_path(out / "report.json") as tmp:
+        tmp.write_text(json.dumps(report, indent=2, default=_json_default))
+    if talk:
+        _summary(report, out)
+
+
+def _json_default(o):
+    import numpy as np
+
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    return str(o)
+
+
+def _summary(report, out):
+    t = report["timings_s"]
+    click.echo("timings: " + ", ".join(f"{k} {v:.2f}s" for k, v in t.items()))
+    for direction, q in report["quality"].items():
+        line = f"{direction}: part agreement {q.get('part_agreement', float('nan')):.3f}, coverage {q.get('coverage', float('nan')):.3f}"
+        gt = q.get("gt_error")
+        if gt:
+            line += f", GT error mean {gt['mean']:.4f} median {gt['median']:.4f} p90 {gt['p90']:.4f} (x sqrt(area))"
+        click.echo(line)
+    click.echo(f"wrote {out}/alignment.npz, descriptors_a.npy, descriptors_b.npy, report.json"
+               + (", " + ", ".join(Path(p).name for p in report["pictures"]) if report["pictures"] else ""))

@@ -1,0 +1,161 @@
+"""Tests of densemap.refine: Laplacian eigenbases and ZoomOut refinement."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from densemap.mapping import VertexMap, align, map_quality
+from densemap.mesh import Mesh
+from densemap.parts import PartLabels
+from densemap.refine import clear_basis_cache, laplacian_basis, refine_map, refine_maps
+
+
+def blob(subdivisions: int = 3) -> Mesh:
+    """A bumpy ellipsoid with no symmetry."""
+    import trimesh
+
+    s = trimesh.creation.icosphere(subdivisions=subdivisions)
+    v = s.vertices * [1.0, 0.7, 0.5]
+    v = v + 0.08 * np.sin(3 * v[:, [1]] + 1) * v
+    return Mesh(v, s.faces, name=f"blob{subdivisions}")
+
+
+@pytest.fixture(scope="module")
+def pair():
+    """A blob, a vertex-permuted copy (an exact isometry), parts, descriptors and a noisy map."""
+    m = blob(3)
+    n = m.n_vertices
+    rng = np.random.default_rng(0)
+    perm = rng.permutation(n)  # B vertex j is A vertex perm[j]
+    gt = np.argsort(perm)  # A vertex i is B vertex gt[i]
+    mb = Mesh(m.vertices[perm], gt[m.faces], name="blob3-permuted")
+    seeds = m.vertices[rng.choice(n, 6, replace=False)]
+    lab = np.linalg.norm(m.vertices[:, None] - seeds[None], axis=2).argmin(1)
+    parts_a = PartLabels(lab, [f"p{k}" for k in range(6)])
+    parts_b = PartLabels(lab[perm], parts_a.names)
+    # descriptors: Euclidean distance to each part's centroid (enough for these tests)
+    cent = np.stack([m.vertices[lab == k].mean(0) for k in range(6)])
+    desc_a = np.linalg.norm(m.vertices[:, None] - cent[None], axis=2)
+    desc_b = desc_a[perm]
+    noisy = gt.copy()
+    bad = rng.random(n) < 0.2
+    noisy[bad] = rng.integers(0, n, bad.sum())
+    noisy_ba = perm.copy()
+    bad_b = rng.random(n) < 0.2
+    noisy_ba[bad_b] = rng.integers(0, n, bad_b.sum())
+    return dict(
+        m=m, mb=mb, gt=gt, perm=perm, parts_a=parts_a, parts_b=parts_b, desc_a=desc_a, desc_b=desc_b,
+        init=VertexMap(noisy, np.zeros(n), n_target=n), init_ba=VertexMap(noisy_ba, np.zeros(n), n_target=n),
+    )
+
+
+FAST = dict(k_init=10, k_final=60, step=5)
+
+
+def gt_error(p, vmap) -> float:
+    return map_quality(p["m"], p["mb"], vmap, ground_truth=p["gt"], geodesic=False)["gt_error_mean"]
+
+
+def test_basis_of_a_sphere_is_spherical_harmonics():
+    import trimesh
+
+    s = trimesh.creation.icosphere(subdivisions=3)
+    m = Mesh(s.vertices, s.faces, name="sphere")
+    evals, evecs, mass = laplacian_basis(m, 16)
+    assert mass.sum() == pytest.approx(1.0)
+    assert np.allclose(evecs.T @ (mass[:, None] * evecs), np.eye(16), atol=1e-8)
+    # unit-area sphere: r^2 = 1 / (4 pi), eigenvalues l (l + 1) / r^2 with multiplicity 2l + 1
+    expect = np.repeat([0, 2, 6, 12], [1, 3, 5, 7]) * 4 * np.pi
+    assert evals[0] == pytest.approx(0.0, abs=1e-8)
+    assert np.allclose(evals[1:], expect[1:], rtol=0.03)
+    assert np.allclose(evecs[:, 0], evecs[0, 0])  # constant first eigenfunction
+
+
+def test_basis_is_cached_and_grows():
+    clear_basis_cache()
+    m = blob(2)
+    _, a, _ = laplacian_basis(m, 10)
+    _, b, _ = laplacian_basis(m, 8)
+    assert np.shares_memory(a, b)  # served from the cache
+    _, c, _ = laplacian_basis(m, 20)
+    assert np.allclose(np.abs(c[:, :5]), np.abs(a[:, :5]), atol=1e-6)
+    with pytest.raises(ValueError, match="k must be in 1..161"):
+        laplacian_basis(m, 500)
+    with pytest.raises(ValueError, match="unknown laplacian 'fem'"):
+        laplacian_basis(m, 5, laplacian="fem")
+
+
+def test_sparse_eigensolver_matches_dense(monkeypatch):
+    import densemap.refine as r
+
+    m = blob(3)
+    clear_basis_cache()
+    e_dense, _, _ = laplacian_basis(m, 12)
+    clear_basis_cache()
+    monkeypatch.setattr(r, "DENSE_MAX_VERTICES", 10)
+    e_sparse, phi, mass = laplacian_basis(m, 12)
+    clear_basis_cache()
+    assert np.allclose(e_sparse, e_dense, rtol=1e-6, atol=1e-8)
+    assert np.allclose(phi.T @ (mass[:, None] * phi), np.eye(12), atol=1e-8)
+
+
+def test_zoomout_repairs_noisy_map_on_isometric_pair(pair):
+    before = gt_error(pair, pair["init"])
+    out = refine_map(pair["m"], pair["mb"], pair["init"], **FAST)
+    after = gt_error(pair, out)
+    assert before > 0.02
+    assert after < 0.2 * before
+    assert (out.indices == pair["gt"]).mean() >= 0.95
+    assert np.isnan(out.distances).all()  # no descriptors given
+    assert out.n_target == pair["mb"].n_vertices
+
+
+def test_zoomout_with_parts_and_descriptors(pair):
+    p = pair
+    out = refine_map(p["m"], p["mb"], p["init"], same_part=True, parts_a=p["parts_a"], parts_b=p["parts_b"],
+                     desc_a=p["desc_a"], desc_b=p["desc_b"], desc_weight=0.5, **FAST)
+    assert np.array_equal(p["parts_b"].labels[out.indices], p["parts_a"].labels)
+    assert (out.indices == p["gt"]).mean() >= 0.95
+    assert np.allclose(out.distances, np.linalg.norm(p["desc_a"] - p["desc_b"][out.indices], axis=1))
+
+
+def test_zoomout_both_directions(pair):
+    p = pair
+    ab, ba = refine_maps(p["m"], p["mb"], p["init"], p["init_ba"], **FAST)
+    assert (ab.indices == p["gt"]).mean() >= 0.95
+    assert (ba.indices == p["perm"]).mean() >= 0.95
+
+
+def test_refinement_keeps_the_identity():
+    m = blob(3)
+    n = m.n_vertices
+    ident = VertexMap(np.arange(n), np.zeros(n), n_target=n)
+    out = refine_map(m, m, ident, **FAST)
+    assert (out.indices == np.arange(n)).mean() >= 0.99
+
+
+def test_align_with_refinement_is_identity(pair):
+    p = pair
+    m, parts, d = p["m"], p["parts_a"], p["desc_a"]
+    al = align(m, parts, m, parts, descriptors=(d, d), refine=True, refine_options=FAST)
+    n = m.n_vertices
+    assert (al.a_to_b.indices == np.arange(n)).mean() >= 0.99
+    assert (al.b_to_a.indices == np.arange(n)).mean() >= 0.99
+    assert "refine" in al.timings and al.a_to_b.has_surface
+    assert al.options["refine"] == "zoomout"
+
+
+def test_refine_validation(pair):
+    p = pair
+    args = (p["m"], p["mb"], p["init"])
+    with pytest.raises(ValueError, match="unknown method 'icp'"):
+        refine_map(*args, method="icp")
+    with pytest.raises(ValueError, match="need 1 <= k_init <= k_final"):
+        refine_map(*args, k_init=50, k_final=20)
+    with pytest.raises(ValueError, match="same_part=True needs parts_a and parts_b"):
+        refine_map(*args, same_part=True)
+    with pytest.raises(ValueError, match="desc_a and desc_b must be given together"):
+        refine_map(*args, desc_a=p["desc_a"])
+    with pytest.raises(ValueError, match="a_to_b has 3 entries"):
+        refine_map(p["m"], p["mb"], VertexMap([0, 1, 2], [0, 0, 0]))
