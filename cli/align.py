@@ -44,12 +44,14 @@ def _load_pair(mesh_a, mesh_b, parts_a, parts_b):
 @device_option
 @click.option("--weighting", type=click.Choice(["area", "vertex"]), default="area", show_default=True,
               help="Source weights in a part's mean: vertex area, or equal per vertex (the paper).")
-@click.option("--sources", default="all", show_default=True,
-              help="'all' labelled vertices as geodesic sources, or an integer m of sampled sources per part.")
-@click.option("--normalize", type=click.Choice(["part", "part-sqrt", "std", "global", "log", "none"]), default=None,
-              help="Descriptor column normalisation (default: the library's; 'part' is the paper's).")
-@click.option("--same-part", is_flag=True, help="Match only vertices of the same part.")
-@click.option("--refine/--no-refine", default=None, help="Spectral (ZoomOut) refinement of the descriptor map.")
+@click.option("--sources", default="64", show_default=True,
+              help="Geodesic sources: an integer m of sampled sources per part, or 'all' labelled vertices.")
+@click.option("--normalize", type=click.Choice(["log", "part", "part-sqrt", "std", "global", "none"]), default="log",
+              show_default=True, help="Descriptor column normalisation ('part' is the paper's).")
+@click.option("--same-part/--any-part", default=True, show_default=True,
+              help="Match (and refine) only between vertices of the same part.")
+@click.option("--refine/--no-refine", default=True, show_default=True,
+              help="Spectral (ZoomOut) refinement of the descriptor map.")
 @click.option("--render/--no-render", default=True, show_default=True, help="Write PNG pictures.")
 @click.pass_context
 @library_errors
@@ -76,11 +78,7 @@ def align(ctx, mesh_a, mesh_b, parts_a, parts_b, out_dir, device, weighting, sou
     t0 = time.perf_counter()
     ma, pa, mb, pb, gt = _load_pair(mesh_a, mesh_b, parts_a, parts_b)
     t_load = time.perf_counter() - t0
-    opts = {"weighting": weighting, "sources": sources, "same_part": same_part}
-    if normalize is not None:
-        opts["normalize"] = normalize
-    if refine is not None:
-        opts["refine"] = refine
+    opts = {"weighting": weighting, "sources": sources, "normalize": normalize, "same_part": same_part, "refine": refine}
     if talk:
         click.echo(f"A: {ma.name} ({ma.n_vertices} vertices, {pa.n_parts} parts)")
         click.echo(f"B: {mb.name} ({mb.n_vertices} vertices, {pb.n_parts} parts)  device: {dev}")
@@ -111,7 +109,7 @@ def align(ctx, mesh_a, mesh_b, parts_a, parts_b, out_dir, device, weighting, sou
 
             viz.check_offscreen_gl()
             t2 = time.perf_counter()
-            pictures.append(str(viz.render_meshes([(ma, pa.labels), (mb, result.parts_b.labels)], out / "parts.png",
+            pictures.append(str(viz.render_meshes([(ma, pa), (mb, result.parts_b)], out / "parts.png", views=("front", "back"),
                                                   titles=["A", "B"])))
             pictures.append(str(viz.render_transfer(ma, mb, result.b_to_a.indices, out / "transfer.png")))
             timings["render"] = time.perf_counter() - t2
@@ -147,10 +145,11 @@ def _summary(report, out):
     t = report["timings_s"]
     click.echo("timings: " + ", ".join(f"{k} {v:.2f}s" for k, v in t.items()))
     for direction, q in report["quality"].items():
-        line = f"{direction}: part agreement {q.get('part_agreement', float('nan')):.3f}, coverage {q.get('coverage', float('nan')):.3f}"
-        gt = q.get("gt_error")
-        if gt:
-            line += f", GT error mean {gt['mean']:.4f} median {gt['median']:.4f} p90 {gt['p90']:.4f} (x sqrt(area))"
+        line = (f"{direction}: part agreement {q['part_agreement']:.3f}, coverage {q['coverage']:.3f}, "
+                f"A->B->A {q['consistency_mean']:.4f}")
+        if "gt_error_mean" in q:
+            line += (f", ground-truth error mean {q['gt_error_mean']:.4f} median {q['gt_error_median']:.4f} "
+                     f"p90 {q['gt_error_p90']:.4f} (x sqrt(area))")
         click.echo(line)
     click.echo(f"wrote {out}/alignment.npz, descriptors_a.npy, descriptors_b.npy, report.json"
                + (", " + ", ".join(Path(p).name for p in report["pictures"]) if report["pictures"] else ""))

@@ -265,7 +265,7 @@ def test_align_identity_with_given_descriptors(setup):
     assert frac_identity(al.a_to_b.indices) >= 0.99 and frac_identity(al.b_to_a.indices) >= 0.99
     assert al.a_to_b.has_surface
     assert np.allclose(al.a_to_b.points(m), m.vertices)
-    assert set(al.timings) == {"match", "surface"}
+    assert set(al.timings) == {"match", "refine", "surface"}  # refinement is on by default
     assert al.metadata["mesh_a"]["sha1"] == m.sha1
     assert al.part_names == parts.names
     assert al.metadata["versions"]["numpy"] == np.__version__
