@@ -24,6 +24,12 @@ _LAZY = {
     "transfer": "mapping",
     "map_quality": "mapping",
     "load_alignment": "mapping",
+    "match_descriptors": "mapping",
+    "refine_maps": "refine",
+    "refine_map": "refine",
+    "ChartAtlas": "charts",
+    "build_atlas": "charts",
+    "reference_atlas": "charts",
     "reference_human": "data",
     "reference_chimp": "data",
 }
