@@ -3,6 +3,7 @@
 Usage::
 
     OMP_WAIT_POLICY=PASSIVE python benchmarks/geodesics.py                 # icosphere(5)
+    OMP_WAIT_POLICY=PASSIVE python benchmarks/geodesics.py human              # the embedded human
     OMP_WAIT_POLICY=PASSIVE python benchmarks/geodesics.py body.obj --group body
 
 Prints one table: time to reduce the distances from every vertex (``W.T @ D`` with
@@ -36,6 +37,10 @@ def load(path: str | None, group: str | None, subdivisions: int) -> Mesh:
 
         s = trimesh.creation.icosphere(subdivisions=subdivisions)
         return Mesh(s.vertices, s.faces, name=f"icosphere({subdivisions})")
+    if path in ("human", "chimp"):
+        from densemap.data import reference_chimp, reference_human
+
+        return (reference_human if path == "human" else reference_chimp)().mesh
     if group is None:
         return load_mesh(path)
     d = read_obj(path)  # keeps the file's vertex order; quads fan-triangulated
@@ -64,7 +69,7 @@ def pp_reduce(solver: GeodesicSolver, src: np.ndarray, w: np.ndarray) -> np.ndar
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("mesh", nargs="?", help="mesh file (default: an icosphere)")
+    ap.add_argument("mesh", nargs="?", help="mesh file, or 'human' / 'chimp' for an embedded mesh (default: an icosphere)")
     ap.add_argument("--group", help="OBJ face group to keep (e.g. 'body')")
     ap.add_argument("--subdivisions", type=int, default=5, help="icosphere subdivisions (default 5: 10242 v)")
     ap.add_argument("--sources", type=int, default=0, help="heat sources to time (default 0: all vertices)")
