@@ -15,6 +15,8 @@ COMMANDS = {
     "info": ("densemap.cli.info", "info"),
     "align": ("densemap.cli.align", "align"),
     "convert-annotations": ("densemap.cli.convert", "convert_annotations"),
+    "synth": ("densemap.cli.synth", "synth"),
+    "show-annotations": ("densemap.cli.show", "show_annotations"),
 }
 
 
