@@ -20,6 +20,7 @@ from typing import Literal, NamedTuple, get_args
 
 import numpy as np
 
+from densemap._validate import check_choice
 from densemap.charts import ChartAtlas
 from densemap.errors import AnnotationError, DensemapError
 from densemap.mesh import Mesh
@@ -236,8 +237,7 @@ def reference_converter(
     from densemap.charts import reference_atlas
 
     for s in (source, target):
-        if s not in get_args(Species):
-            raise ValueError(f"unknown reference mesh {s!r}; expected one of {list(get_args(Species))}")
+        check_choice("reference mesh", s, get_args(Species))
     ref = {"chimp": data.reference_chimp, "human": data.reference_human}
     src, dst = ref[source](), ref[target]()
     vmap, info = None, None

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from .options import device_option, library_errors, resolve_device, verbosity
+from .options import device_option, library_errors, parse_sources, resolve_device, verbosity
 
 
 def _load_pair(mesh_a, mesh_b, parts_a, parts_b):
@@ -63,16 +63,12 @@ def align(ctx, mesh_a, mesh_b, parts_a, parts_b, out_dir, device, weighting, sou
     """
     import numpy as np
 
-    from densemap.mapping import align as align_meshes, map_quality
+    from densemap.mapping import align as align_meshes, json_default, map_quality
     from densemap.mesh import atomic_path
 
     if (mesh_a is None) != (mesh_b is None):
         raise click.UsageError("give two meshes, or none for the embedded human and chimp")
-    if sources != "all":
-        try:
-            sources = int(sources)
-        except ValueError:
-            raise click.BadParameter(f"expected 'all' or an integer, got {sources!r}", param_hint="--sources") from None
+    sources = parse_sources(sources)
     talk = verbosity(ctx) > 0
     dev = resolve_device(device)
     t0 = time.perf_counter()
@@ -126,19 +122,9 @@ def align(ctx, mesh_a, mesh_b, parts_a, parts_b, out_dir, device, weighting, sou
         "pictures": pictures,
     }
     with atomic_path(out / "report.json") as tmp:
-        tmp.write_text(json.dumps(report, indent=2, default=_json_default))
+        tmp.write_text(json.dumps(report, indent=2, default=json_default))
     if talk:
         _summary(report, out)
-
-
-def _json_default(o):
-    import numpy as np
-
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    return str(o)
 
 
 def _summary(report, out):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from .options import library_errors, verbosity
+from .options import library_errors, parse_sources, verbosity
 
 REFERENCES = ("chimp", "human")
 
@@ -74,11 +74,7 @@ def convert_annotations(ctx, in_json, out_json, map_path, src_mesh, dst_mesh, sr
 
     if os.path.exists(out_json) and os.path.samefile(in_json, out_json):
         raise click.UsageError(f"{out_json}: refusing to overwrite the input file")
-    if sources != "all":
-        try:
-            sources = int(sources)
-        except ValueError:
-            raise click.BadParameter(f"expected 'all' or an integer, got {sources!r}", param_hint="--sources") from None
+    sources = parse_sources(sources)
     talk = verbosity(ctx) > 0
     t0 = time.perf_counter()
     ms, sa, sn, s_ref = _side(src_mesh, src_atlas, src_name, "--src")

@@ -36,6 +36,16 @@ def resolve_device(device: str) -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+def parse_sources(sources: str) -> int | str:
+    """A ``--sources`` value: ``"all"`` or an integer number of geodesic sources per part."""
+    if sources == "all":
+        return sources
+    try:
+        return int(sources)
+    except ValueError:
+        raise click.BadParameter(f"expected 'all' or an integer, got {sources!r}", param_hint="--sources") from None
+
+
 def library_errors(f):
     """Turn densemap's own errors into one clear line and a non-zero exit."""
 

@@ -20,6 +20,7 @@ import scipy.sparse as sp
 import torch
 from scipy.sparse.csgraph import connected_components
 
+from ._validate import check_choice
 from .errors import MeshError
 
 __all__ = ["GeodesicSolver", "geodesic_distances", "length_scale", "default_time_step", "cotan_laplacian"]
@@ -44,11 +45,6 @@ DEFAULT_LAPLACIAN: LaplacianKind = "robust"
 DENSE_MAX_VERTICES = 20000  # dense="auto" uses dense factors on CUDA up to this size
 _CUDA_MAX_RHS = 128  # cholespy's CUDA solve takes at most 128 right-hand sides
 _CPU_FACE_BLOCK = 512  # faces per block of the CPU divergence (temporaries ~1 MB)
-
-
-def _check_choice(name: str, value, choices) -> None:
-    if value not in choices:
-        raise ValueError(f"unknown {name} {value!r}; expected one of {list(choices)}")
 
 
 def _arrays(mesh) -> tuple[np.ndarray, np.ndarray]:
@@ -285,10 +281,10 @@ class GeodesicSolver:
                  dtype: torch.dtype = torch.float64, memory_budget: float = 2e9,
                  dense: Literal["auto"] | bool = "auto", solver: Backend = "auto", n_jobs: int = 1,
                  n_threads: int | None = None, max_chunk: int | None = None):  # fmt: skip
-        _check_choice("method", method, get_args(Method))
-        _check_choice("laplacian", laplacian, get_args(LaplacianKind))
-        _check_choice("solver", solver, get_args(Backend))
-        _check_choice("dense", dense, ["auto", True, False])
+        check_choice("method", method, get_args(Method))
+        check_choice("laplacian", laplacian, get_args(LaplacianKind))
+        check_choice("solver", solver, get_args(Backend))
+        check_choice("dense", dense, ["auto", True, False])
         if dtype not in (torch.float64, torch.float32):
             raise ValueError(f"unknown dtype {dtype}; expected one of [torch.float64, torch.float32]")
         if not memory_budget > 0 or int(n_jobs) < 1:

@@ -6,8 +6,8 @@ vertex ``i``, so ``values_on_a = values_on_b[a_to_b.indices]`` (:func:`transfer`
 Pipeline of :func:`align`: part descriptors on both meshes (one shared heat time step)
 -> nearest descriptor (:func:`match_descriptors`) -> optional spectral refinement
 (:mod:`densemap.refine`) -> optional surface points (:func:`surface_points`).
-:func:`map_quality` scores a map; :meth:`Alignment.save` / :func:`load_alignment`
-store one.
+:meth:`Alignment.save` / :func:`load_alignment` store one; :func:`map_quality`
+(defined in :mod:`densemap.quality`, re-exported here) scores one.
 """
 
 from __future__ import annotations
@@ -23,9 +23,11 @@ from typing import Literal, get_args
 import numpy as np
 from scipy.spatial import cKDTree
 
+from ._validate import check_choice
 from .errors import DensemapError
-from .mesh import Mesh, atomic_path
+from .mesh import Mesh, atomic_path, check_connected
 from .parts import PartLabels, match_parts
+from .quality import map_quality
 from .surface import closest_point_on_triangles, surface_positions, vertex_face_incidence
 
 __all__ = [
@@ -49,11 +51,6 @@ FORMAT_VERSION = 1
 
 # sampled geodesic sources per part used by align() unless told otherwise (docs/alignment.md)
 DEFAULT_SOURCES = 64
-
-
-def _check_choice(name: str, value, choices) -> None:
-    if value not in choices:
-        raise ValueError(f"unknown {name} {value!r}; expected one of {list(choices)}")
 
 
 # ----------------------------------------------------------------------------- maps
@@ -229,7 +226,7 @@ def match_descriptors(
     VertexMap
         ``distances`` holds the (unsquared) descriptor distance of each match.
     """
-    _check_choice("backend", backend, get_args(Backend))
+    check_choice("backend", backend, get_args(Backend))
     src, dev_s = _as_numpy(desc_src, "desc_src")
     tgt, dev_t = _as_numpy(desc_tgt, "desc_tgt")
     if src.shape[1] != tgt.shape[1]:
@@ -435,14 +432,15 @@ class Alignment:
             "names": {k: [getattr(self, k).source_name, getattr(self, k).target_name] for k in ("a_to_b", "b_to_a")},
             "n_target": {k: getattr(self, k).n_target for k in ("a_to_b", "b_to_a")},
         }
-        arrays["meta.json"] = np.array(json.dumps(meta, default=_json_default))
+        arrays["meta.json"] = np.array(json.dumps(meta, default=json_default))
         with atomic_path(path) as tmp:
             with open(tmp, "wb") as fh:
                 np.savez_compressed(fh, **arrays)
         return path
 
 
-def _json_default(o):
+def json_default(o):
+    """``json.dumps`` fallback: numpy scalars and arrays as Python values, anything else as ``str``."""
     if isinstance(o, np.generic):
         return o.item()
     if isinstance(o, np.ndarray):
@@ -542,7 +540,7 @@ def shared_time_step(mesh_a: Mesh, mesh_b: Mesh, *, t_scale: float = 1.0, length
     """
     from .geodesics import length_scale as mean_edge
 
-    _check_choice("length_scale", length_scale, get_args(LengthScale))
+    check_choice("length_scale", length_scale, get_args(LengthScale))
     ha, hb = mean_edge(mesh_a), mean_edge(mesh_b)
     if length_scale == "max":
         h = max(ha, hb)
@@ -615,10 +613,13 @@ def align(
     if refine is True:
         refine = "zoomout"
     if refine:
-        _check_choice("refine", refine, get_args(RefineMethod))
-    _check_choice("length_scale", length_scale, get_args(LengthScale))
+        check_choice("refine", refine, get_args(RefineMethod))
+    check_choice("length_scale", length_scale, get_args(LengthScale))
     parts_a.check_mesh(mesh_a)
     parts_b = match_parts(parts_a, parts_b.check_mesh(mesh_b))
+    if descriptors is None:
+        check_connected(mesh_a)  # fail before any geodesic work
+        check_connected(mesh_b)
     timings: dict[str, float] = {}
     options = {
         "same_part": same_part,
@@ -691,189 +692,3 @@ def align(
         "versions": _versions(),
     }
     return Alignment(a_to_b, b_to_a, desc_a, desc_b, tuple(parts_a.names), parts_a, parts_b, options, timings, metadata)
-
-
-
-# ----------------------------------------------------------------------------- quality
-def _field_at(rows: np.ndarray, where: np.ndarray, vmap: VertexMap | None, sel: np.ndarray, surface: bool):
-    """Values of distance fields ``rows[k]`` at the mapped points of sources ``sel``."""
-    if vmap is not None and surface and vmap.has_surface and vmap.corners is not None:
-        k = np.arange(len(sel))
-        vals = rows[k[:, None], vmap.corners[sel]]
-        ok = vmap.faces[sel] >= 0
-        return np.where(ok, (vals * vmap.bary[sel]).sum(1), rows[k, where])
-    return rows[np.arange(len(sel)), where]
-
-
-def _geodesic_pairs(solver, src: np.ndarray, dst: np.ndarray, chunk: int, vmap=None, surface=False) -> np.ndarray:
-    """Geodesic distance from vertex ``src[i]`` to vertex ``dst[i]`` (or to ``vmap``'s surface point i).
-
-    One distance field per unique source vertex, computed ``chunk`` sources at a time.
-    """
-    out = np.zeros(len(src))
-    uniq, inv = np.unique(src, return_inverse=True)
-    order = np.argsort(inv, kind="stable")
-    bounds = np.searchsorted(inv[order], np.arange(0, len(uniq) + chunk, chunk))
-    for c, s in enumerate(range(0, len(uniq), chunk)):
-        rows = np.asarray(solver.distances(uniq[s : s + chunk]), dtype=np.float64)
-        sel = order[bounds[c] : bounds[c + 1]]
-        out[sel] = _field_at(rows[inv[sel] - s], dst[sel], vmap, sel, surface)
-    return out
-
-
-def _solver(mesh: Mesh, given, device):
-    if given is not None:
-        return given
-    from .geodesics import GeodesicSolver
-
-    return GeodesicSolver(mesh, device=device)
-
-
-def _stats(x: np.ndarray, prefix: str, pcts=(50, 90)) -> dict:
-    x = x[np.isfinite(x)]
-    out = {f"{prefix}_mean": float(x.mean()) if len(x) else float("nan")}
-    for p in pcts:
-        out[f"{prefix}_median" if p == 50 else f"{prefix}_p{p}"] = float(np.percentile(x, p)) if len(x) else float("nan")
-    return out
-
-
-def map_quality(
-    mesh_a: Mesh,
-    mesh_b: Mesh,
-    a_to_b: VertexMap,
-    *,
-    parts_a: PartLabels | None = None,
-    parts_b: PartLabels | None = None,
-    b_to_a: VertexMap | None = None,
-    ground_truth=None,
-    geodesic: bool = True,
-    surface: bool = False,
-    solver_a=None,
-    solver_b=None,
-    device=None,
-    chunk: int = 256,
-) -> dict:
-    """Score a map from mesh A to mesh B.
-
-    Parameters
-    ----------
-    mesh_a, mesh_b : Mesh
-    a_to_b : VertexMap
-    parts_a, parts_b : PartLabels, optional
-        For the part agreement (``parts_b`` is renumbered to ``parts_a``'s order).
-    b_to_a : VertexMap, optional
-        For the A -> B -> A round-trip consistency.
-    ground_truth : (V_a,) int or (faces (V_a,) int, bary (V_a, 3) float), optional
-        The true B vertex, or the true point on B's surface, of each A vertex.
-    geodesic : bool
-        Measure consistency and ground-truth error along the surface (heat-method
-        distance fields, one per unique source vertex, ``chunk`` at a time); False
-        uses the Euclidean distance, a fast proxy.
-    surface : bool
-        Use ``a_to_b``'s surface points (when it has them) instead of its vertices for
-        the edge stretch and ground-truth error.
-    solver_a, solver_b : object with ``.distances(sources) -> (S, V)``, optional
-        Prefactored geodesic solvers to reuse (default: :class:`~densemap.geodesics.GeodesicSolver`).
-
-    Returns
-    -------
-    dict
-        ``part_agreement`` (fraction of labelled A vertices whose match has the same
-        part) and ``part_agreement_per_part``; ``coverage`` (fraction of B vertices hit)
-        and ``coverage_area`` (fraction of B's area within one ring of a hit);
-        ``stretch_median``/``_p10``/``_p90`` (mapped edge length on B over the edge's
-        length on A, divided by ``sqrt(area_B / area_A)``; collapsed edges included)
-        and ``collapsed_edges`` (fraction with both ends on one B vertex);
-        ``consistency_mean``/``_median`` (distance on A from a vertex to its round trip,
-        over ``sqrt(area_A)``); ``gt_error_mean``/``_median``/``_p90`` (distance on B
-        from the mapped point to the ground truth, over ``sqrt(area_B)``).
-
-    Notes
-    -----
-    Geodesic ground-truth error snaps a ground-truth surface point to its nearest
-    corner (largest barycentric weight) and measures from that vertex, so errors
-    below about half an edge length are not resolved; a mapped surface point takes
-    the barycentric interpolation of that distance field at its face's corners.
-    """
-    na, nb = mesh_a.n_vertices, mesh_b.n_vertices
-    if len(a_to_b) != na:
-        raise ValueError(f"a_to_b has {len(a_to_b)} entries but mesh {mesh_a.name!r} has {na} vertices")
-    if len(a_to_b) and a_to_b.indices.max() >= nb:
-        raise ValueError(f"a_to_b points at vertex {int(a_to_b.indices.max())} but mesh {mesh_b.name!r} has {nb}")
-    m = a_to_b.indices
-    out: dict = {}
-
-    # part agreement
-    if parts_a is not None and parts_b is not None:
-        parts_a.check_mesh(mesh_a)
-        parts_b = match_parts(parts_a, parts_b.check_mesh(mesh_b))
-        la, lb = parts_a.labels, parts_b.labels[m]
-        lab = la >= 0
-        out["part_agreement"] = float((la[lab] == lb[lab]).mean()) if lab.any() else float("nan")
-        out["part_agreement_per_part"] = {
-            n: float((lb[la == k] == k).mean()) for k, n in enumerate(parts_a.names)
-        }
-
-    # coverage of B
-    hit = np.zeros(nb, bool)
-    hit[m] = True
-    near = hit | (mesh_b.adjacency @ hit.astype(np.int64) > 0)
-    out["coverage"] = float(hit.mean())
-    out["coverage_area"] = float(mesh_b.vertex_areas[near].sum() / max(mesh_b.area, 1e-300))
-
-    # edge stretch
-    e, la_e = mesh_a.edges, mesh_a.edge_lengths
-    pts = a_to_b.points(mesh_b, surface=surface)
-    scale = np.sqrt(mesh_b.area / max(mesh_a.area, 1e-300))
-    ok = la_e > 0
-    ratio = np.linalg.norm(pts[e[ok, 0]] - pts[e[ok, 1]], axis=1) / la_e[ok] / scale
-    if len(ratio):
-        out["stretch_median"] = float(np.median(ratio))
-        out["stretch_p10"] = float(np.percentile(ratio, 10))
-        out["stretch_p90"] = float(np.percentile(ratio, 90))
-    out["collapsed_edges"] = float((m[e[:, 0]] == m[e[:, 1]]).mean()) if len(e) else 0.0
-
-    # A -> B -> A consistency
-    if b_to_a is not None:
-        if len(b_to_a) != nb or (len(b_to_a) and b_to_a.indices.max() >= na):
-            raise ValueError(f"b_to_a must map the {nb} vertices of {mesh_b.name!r} to the {na} of {mesh_a.name!r}")
-        rt = b_to_a.indices[m]
-        d = np.zeros(na)
-        moved = np.flatnonzero(rt != np.arange(na))
-        if len(moved):
-            if geodesic:
-                # distance fields from the round-trip ends: maps collapse, so these are few
-                solver_a = _solver(mesh_a, solver_a, device)
-                d[moved] = _geodesic_pairs(solver_a, rt[moved], moved, chunk)
-            else:
-                d[moved] = np.linalg.norm(mesh_a.vertices[rt[moved]] - mesh_a.vertices[moved], axis=1)
-        d /= np.sqrt(max(mesh_a.area, 1e-300))
-        out["consistency_mean"] = float(d.mean())
-        out["consistency_median"] = float(np.median(d))
-
-    # ground-truth error
-    if ground_truth is not None:
-        if isinstance(ground_truth, (tuple, list)) and len(ground_truth) == 2:
-            gf = np.asarray(ground_truth[0], dtype=np.int64)
-            gb = np.asarray(ground_truth[1], dtype=np.float64)
-            if gf.shape != (na,) or gb.shape != (na, 3):
-                raise ValueError(f"ground_truth (faces, bary) must have shapes ({na},) and ({na}, 3), got {gf.shape} and {gb.shape}")
-            if gf.size and (gf.min() < 0 or gf.max() >= mesh_b.n_faces):
-                raise ValueError(f"ground_truth faces must be in 0..{mesh_b.n_faces - 1}")
-            g_vert = mesh_b.faces[gf, np.argmax(gb, axis=1)]
-            g_pos = surface_positions(mesh_b.vertices, mesh_b.faces, gf, gb)
-        else:
-            g_vert = np.asarray(ground_truth)
-            if g_vert.shape != (na,) or (g_vert.size and g_vert.dtype.kind not in "iu"):
-                raise ValueError(f"ground_truth must be ({na},) B vertex ids or (faces, bary), got shape {g_vert.shape}")
-            if g_vert.size and (g_vert.min() < 0 or g_vert.max() >= nb):
-                raise ValueError(f"ground_truth vertex ids must be in 0..{nb - 1}")
-            g_vert = g_vert.astype(np.int64)
-            g_pos = mesh_b.vertices[g_vert]
-        if geodesic:
-            solver_b = _solver(mesh_b, solver_b, device)
-            err = _geodesic_pairs(solver_b, g_vert, m, chunk, vmap=a_to_b, surface=surface)
-        else:
-            err = np.linalg.norm(pts - g_pos, axis=1)
-        out.update(_stats(err / np.sqrt(max(mesh_b.area, 1e-300)), "gt_error"))
-    return out

@@ -20,7 +20,7 @@ from scipy.sparse.csgraph import connected_components
 
 from .errors import MeshError
 
-__all__ = ["Mesh", "MeshReport", "load_mesh", "save_mesh", "check_mesh", "atomic_path", "MESH_SUFFIXES"]
+__all__ = ["Mesh", "MeshReport", "load_mesh", "save_mesh", "check_mesh", "check_connected", "atomic_path", "MESH_SUFFIXES"]
 
 MESH_SUFFIXES = (".obj", ".ply", ".off", ".stl", ".glb")
 
@@ -266,6 +266,18 @@ def check_mesh(mesh: Mesh, *, area_tol: float = 1e-12) -> MeshReport:
         first_degenerate_face=int(degenerate[0]) if len(degenerate) else None,
         first_unreferenced_vertex=int(unref[0]) if len(unref) else None,
     )
+
+
+def check_connected(mesh: Mesh) -> None:
+    """Raise :class:`MeshError` naming the components when ``mesh`` is not connected."""
+    if mesh.n_components > 1:
+        sizes = np.bincount(mesh.components)
+        desc = ", ".join(f"#{i}: {s} vertices" for i, s in enumerate(sizes[:10]))
+        more = "" if len(sizes) <= 10 else f", ... ({len(sizes)} in all)"
+        raise MeshError(
+            f"{mesh.name}: the mesh has {len(sizes)} connected components ({desc}{more}); geodesic distances "
+            "between them are infinite, so part descriptors are undefined. Repair the mesh or keep its largest component."
+        )
 
 
 # ----------------------------------------------------------------------------- OBJ

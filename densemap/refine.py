@@ -31,7 +31,8 @@ import scipy.linalg
 import scipy.sparse as sp
 import scipy.sparse.linalg
 
-from .mapping import Backend, VertexMap, _check_choice, match_descriptors
+from ._validate import check_choice
+from .mapping import Backend, VertexMap, match_descriptors
 from .mesh import Mesh
 from .parts import PartLabels, match_parts
 
@@ -86,7 +87,7 @@ def laplacian_basis(mesh: Mesh, k: int, *, laplacian: LaplacianKind = "cotan") -
     mass : (V,) float
         Lumped vertex areas of the unit-area mesh (they sum to 1).
     """
-    _check_choice("laplacian", laplacian, get_args(LaplacianKind))
+    check_choice("laplacian", laplacian, get_args(LaplacianKind))
     n = mesh.n_vertices
     k = int(k)
     if not 1 <= k < n:
@@ -203,7 +204,7 @@ def refine_maps(
         Refined jointly with ``a_to_b`` (one functional map per step, the mean of the
         two directions' estimates) when given, else None.
     """
-    _check_choice("method", method, get_args(Method))
+    check_choice("method", method, get_args(Method))
     if len(a_to_b) != mesh_a.n_vertices:
         raise ValueError(f"a_to_b has {len(a_to_b)} entries but mesh {mesh_a.name!r} has {mesh_a.n_vertices} vertices")
     if len(a_to_b) and a_to_b.indices.max() >= mesh_b.n_vertices:

@@ -30,6 +30,7 @@ from typing import Literal, get_args
 
 import numpy as np
 
+from ._validate import check_choice
 from .errors import MeshError
 
 __all__ = ["Rig", "RigError", "load_rig", "pose", "forward_kinematics", "joint_rotations", "random_pose",
@@ -206,8 +207,7 @@ def load_rig(species: Species) -> Rig:
     """
     from . import data
 
-    if species not in get_args(Species):
-        raise ValueError(f"unknown species {species!r}; expected one of {list(get_args(Species))}")
+    check_choice("species", species, get_args(Species))
     path = data.data_path(f"{species}_rig.npz")
     with np.load(path, allow_pickle=False) as d:
         rig = Rig(tuple(d["names"].tolist()), d["parents"], d["joints"], d["tips"], d["weight_index"], d["weight"],

@@ -2,10 +2,11 @@
 
 Rendering goes through pyvista/VTK without a display. VTK *crashes* (segfaults)
 instead of raising when no OpenGL backend can be created, so
-:func:`check_offscreen_gl` first probes the backends in a child process, picks
-one that works (EGL, then OSMesa) by setting ``VTK_DEFAULT_OPENGL_WINDOW`` for
-this process, and raises :class:`~densemap.errors.GLBackendError` naming the
-system packages to install when none does. pyvista is imported only after that
+:func:`check_offscreen_gl` (:mod:`densemap.gl`, re-exported here) first probes the
+backends in a child process, picks one that works (EGL, then OSMesa) by setting
+``VTK_DEFAULT_OPENGL_WINDOW`` for this process, and raises
+:class:`~densemap.errors.GLBackendError` naming the system packages to install when
+none does. pyvista is imported only after that
 check, inside the rendering functions, so ``import densemap.viz`` stays cheap.
 
 Colours
@@ -26,18 +27,14 @@ vertex ``i``, so a field on A is carried to B by ``field_b = field_a[b_to_a]``.
 from __future__ import annotations
 
 import colorsys
-import ctypes.util
-import functools
 import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, Sequence
 
 import numpy as np
 
-from .errors import GLBackendError
+from .gl import check_offscreen_gl
 from .mesh import Mesh, atomic_path
 from .parts import PartLabels
 
@@ -217,144 +214,6 @@ def ids_from_pixels(image: np.ndarray, colors: np.ndarray) -> np.ndarray:
     for k, t in zip(ids, tkey):
         out[key == t] = k
     return out
-
-
-# ----------------------------------------------------------------------------- GL check
-_ENV = "VTK_DEFAULT_OPENGL_WINDOW"
-# backend name -> (VTK render window class, shared library find_library looks for)
-_BACKENDS = {
-    "egl": ("vtkEGLRenderWindow", "EGL"),
-    "osmesa": ("vtkOSOpenGLRenderWindow", "OSMesa"),
-    "glx": ("vtkXOpenGLRenderWindow", "GL"),
-}
-_PROBE_TIMEOUT_S = 60.0
-# Render a white unlit sphere on black into a 16x16 off-screen window; exit 0 only if the
-# requested window class was created and the centre pixel was drawn.
-_PROBE_CODE = """
-import sys
-import vtkmodules.vtkRenderingOpenGL2
-from vtkmodules.vtkFiltersSources import vtkSphereSource
-from vtkmodules.vtkRenderingCore import (vtkActor, vtkPolyDataMapper, vtkRenderWindow,
-                                         vtkRenderer, vtkWindowToImageFilter)
-w = vtkRenderWindow()
-w.SetOffScreenRendering(1)
-w.SetSize(16, 16)
-r = vtkRenderer()
-r.SetBackground(0, 0, 0)
-w.AddRenderer(r)
-s = vtkSphereSource()
-m = vtkPolyDataMapper()
-m.SetInputConnection(s.GetOutputPort())
-a = vtkActor()
-a.SetMapper(m)
-a.GetProperty().SetColor(1, 1, 1)
-a.GetProperty().LightingOff()
-r.AddActor(a)
-w.Render()
-f = vtkWindowToImageFilter()
-f.SetInput(w)
-f.Update()
-px = f.GetOutput().GetPointData().GetScalars().GetTuple(8 * 16 + 8)
-print(w.GetClassName())
-sys.exit(0 if w.GetClassName() == sys.argv[1] and max(px) > 0 else 3)
-"""
-
-_INSTALL_HINT = (
-    "Install an off-screen OpenGL backend. On Debian/Ubuntu: "
-    "`apt-get install libegl1 libgl1-mesa-dri` for EGL (software rendering through Mesa; "
-    "with an NVIDIA GPU its driver's EGL works too), or `apt-get install libosmesa6` for OSMesa. "
-    f"To force a backend, set {_ENV} to vtkEGLRenderWindow or vtkOSOpenGLRenderWindow."
-)
-
-
-def _probe(backend: str) -> str | None:
-    """Try one backend in a child process; ``None`` if it renders, else why not."""
-    cls, lib = _BACKENDS[backend]
-    if ctypes.util.find_library(lib) is None:
-        return f"lib{lib} not found"
-    env = dict(os.environ, **{_ENV: cls})
-    try:
-        proc = subprocess.run(
-            [sys.executable, "-c", _PROBE_CODE, cls],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=_PROBE_TIMEOUT_S,
-        )
-    except subprocess.TimeoutExpired:
-        return f"test render timed out after {_PROBE_TIMEOUT_S:g} s"
-    except OSError as exc:
-        return f"cannot start {sys.executable} ({exc.strerror})"
-    if proc.returncode == 0:
-        return None
-    if proc.returncode < 0:
-        why = f"test render crashed (signal {-proc.returncode})"
-    elif proc.returncode == 3:
-        got = proc.stdout.strip()
-        why = f"VTK could not create a {cls} (it fell back to {got})" if got != cls else "test render drew nothing"
-    else:
-        why = f"test render failed (exit status {proc.returncode})"
-    lines = [ln for ln in re.sub(r"\x1b\[[0-9;]*m", "", proc.stderr).splitlines() if ln.strip()]
-    if lines:
-        why += ": " + re.sub(r"^.*?\b(WARN|ERR|INFO)\|\s*", "", lines[-1]).strip()
-    return why
-
-
-def _candidates() -> list[str]:
-    forced = os.environ.get(_ENV, "").strip()
-    if forced:
-        named = [b for b, (cls, _) in _BACKENDS.items() if cls == forced]
-        return named or [forced]
-    out = ["egl", "osmesa"]
-    if os.environ.get("DISPLAY"):
-        out.append("glx")
-    return out
-
-
-@functools.cache
-def _probe_all() -> tuple[str | None, tuple[tuple[str, str], ...]]:
-    """(working backend or None, ((backend, why it failed), ...)); cached per process."""
-    failures = []
-    for backend in _candidates():
-        if backend not in _BACKENDS:
-            known = [cls for cls, _ in _BACKENDS.values()]
-            failures.append((backend, f"unknown {_ENV} value; expected one of {known}"))
-            continue
-        why = _probe(backend)
-        if why is None:
-            return backend, tuple(failures)
-        failures.append((backend, why))
-    return None, tuple(failures)
-
-
-def check_offscreen_gl() -> str:
-    """Find an off-screen OpenGL backend that VTK can render with, and select it.
-
-    Each candidate (``VTK_DEFAULT_OPENGL_WINDOW`` if set, else EGL then OSMesa,
-    then GLX when ``DISPLAY`` is set) is first looked up as a shared library and
-    then tried by a tiny render in a child process, since VTK segfaults rather
-    than raising when a backend is missing. The first that works is selected for
-    this process by setting ``VTK_DEFAULT_OPENGL_WINDOW``, which VTK's
-    render-window factory reads when pyvista creates a window. The probe runs
-    once per process.
-
-    Returns
-    -------
-    str
-        ``"egl"``, ``"osmesa"`` or ``"glx"``.
-
-    Raises
-    ------
-    GLBackendError
-        No backend renders; the message says why each failed and which system
-        packages to install.
-    """
-    backend, failures = _probe_all()
-    if backend is None:
-        tried = "; ".join(f"{b}: {why}" for b, why in failures) or "nothing to try"
-        raise GLBackendError(f"no off-screen OpenGL backend works for VTK (tried {tried}). {_INSTALL_HINT}")
-    os.environ[_ENV] = _BACKENDS[backend][0]
-    return backend
 
 
 def _pyvista():

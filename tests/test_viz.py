@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import trimesh
 
+from densemap import gl as gl_probe
 from densemap import viz
 from densemap.errors import GLBackendError
 from densemap.mesh import Mesh
@@ -50,9 +51,9 @@ def fresh_probe(monkeypatch):
     """Forget the cached probe result before and after the test, with no backend forced."""
     monkeypatch.delenv("VTK_DEFAULT_OPENGL_WINDOW", raising=False)
     monkeypatch.delenv("DISPLAY", raising=False)
-    viz._probe_all.cache_clear()
+    gl_probe._probe_all.cache_clear()
     yield
-    viz._probe_all.cache_clear()
+    gl_probe._probe_all.cache_clear()
 
 
 def read_png(path):
@@ -78,7 +79,7 @@ def test_gl_check_failure_names_packages(monkeypatch, fresh_probe):
         calls.append(backend)
         return f"lib{backend} not found"
 
-    monkeypatch.setattr(viz, "_probe", probe)
+    monkeypatch.setattr(gl_probe, "_probe", probe)
     with pytest.raises(GLBackendError, match=r"apt-get install libegl1 libgl1-mesa-dri") as info:
         viz.check_offscreen_gl()
     msg = str(info.value)
@@ -89,7 +90,7 @@ def test_gl_check_failure_names_packages(monkeypatch, fresh_probe):
 
 
 def test_gl_failure_stops_rendering_before_vtk(monkeypatch, fresh_probe, sphere, parts, tmp_path):
-    monkeypatch.setattr(viz, "_probe", lambda backend: "test render crashed (signal 11)")
+    monkeypatch.setattr(gl_probe, "_probe", lambda backend: "test render crashed (signal 11)")
     with pytest.raises(GLBackendError, match="libosmesa6"):
         viz.render_parts(sphere, parts, tmp_path / "parts.png")
     assert list(tmp_path.iterdir()) == []
@@ -102,7 +103,7 @@ def test_gl_check_falls_back_to_osmesa_and_selects_it(monkeypatch, fresh_probe):
         tried.append(backend)
         return None if backend == "osmesa" else "test render crashed (signal 11)"
 
-    monkeypatch.setattr(viz, "_probe", probe)
+    monkeypatch.setattr(gl_probe, "_probe", probe)
     assert viz.check_offscreen_gl() == "osmesa"
     assert os.environ["VTK_DEFAULT_OPENGL_WINDOW"] == "vtkOSOpenGLRenderWindow"
     assert viz.check_offscreen_gl() == "osmesa"
@@ -111,7 +112,7 @@ def test_gl_check_falls_back_to_osmesa_and_selects_it(monkeypatch, fresh_probe):
 
 def test_gl_check_honours_forced_backend(monkeypatch, fresh_probe):
     tried = []
-    monkeypatch.setattr(viz, "_probe", lambda b: tried.append(b))
+    monkeypatch.setattr(gl_probe, "_probe", lambda b: tried.append(b))
     monkeypatch.setenv("VTK_DEFAULT_OPENGL_WINDOW", "vtkOSOpenGLRenderWindow")
     assert viz.check_offscreen_gl() == "osmesa"
     assert tried == ["osmesa"]
@@ -124,22 +125,22 @@ def test_gl_check_unknown_forced_backend(monkeypatch, fresh_probe):
 
 
 def test_probe_reports_missing_library(monkeypatch):
-    monkeypatch.setattr(viz.ctypes.util, "find_library", lambda name: None)
-    assert viz._probe("osmesa") == "libOSMesa not found"
+    monkeypatch.setattr(gl_probe.ctypes.util, "find_library", lambda name: None)
+    assert gl_probe._probe("osmesa") == "libOSMesa not found"
 
 
 def test_probe_reports_crash_and_timeout(monkeypatch):
-    monkeypatch.setattr(viz.ctypes.util, "find_library", lambda name: f"lib{name}.so.1")
+    monkeypatch.setattr(gl_probe.ctypes.util, "find_library", lambda name: f"lib{name}.so.1")
     stderr = "\x1b[33m2026-01-01 (0.2s) [7F19] vtkOSOpenGLRenderWindow:150   WARN| libOSMesa not found.\x1b[0m\n"
     crashed = subprocess.CompletedProcess([], -11, stdout="", stderr=stderr)
-    monkeypatch.setattr(viz.subprocess, "run", lambda *a, **k: crashed)
-    assert viz._probe("osmesa") == "test render crashed (signal 11): libOSMesa not found."
+    monkeypatch.setattr(gl_probe.subprocess, "run", lambda *a, **k: crashed)
+    assert gl_probe._probe("osmesa") == "test render crashed (signal 11): libOSMesa not found."
 
     def hang(*args, **kwargs):
         raise subprocess.TimeoutExpired(args[0], kwargs["timeout"])
 
-    monkeypatch.setattr(viz.subprocess, "run", hang)
-    assert viz._probe("egl").startswith("test render timed out after")
+    monkeypatch.setattr(gl_probe.subprocess, "run", hang)
+    assert gl_probe._probe("egl").startswith("test render timed out after")
 
 
 def test_import_is_cheap():
