@@ -17,6 +17,10 @@ COMMANDS = {
     "convert-annotations": ("densemap.cli.convert", "convert_annotations"),
     "synth": ("densemap.cli.synth", "synth"),
     "show-annotations": ("densemap.cli.show", "show_annotations"),
+    "train": ("densemap.cli.train", "train"),
+    "eval": ("densemap.cli.eval", "eval_"),
+    "predict": ("densemap.cli.predict", "predict"),
+    "pseudo-label": ("densemap.cli.pseudo", "pseudo_label"),
 }
 
 

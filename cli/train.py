@@ -1,0 +1,67 @@
+"""``densemap train``: train the auto-calibrated DensePose R-CNN on COCO DensePose data."""
+
+from __future__ import annotations
+
+import logging
+
+import click
+
+from .options import library_errors, resolve_device, verbosity
+
+
+@click.command("train")
+@click.option("--data", type=click.Path(exists=True), default=None,
+              help="Dataset folder (annotations.json + images/) or COCO DensePose JSON. "
+                   "Default: render a small synthetic human set into OUT/synth_data.")
+@click.option("--images", type=click.Path(exists=True, file_okay=False), default=None,
+              help="Image folder when --data is a JSON file (e.g. coco/train2014).")
+@click.option("--extra", "extra", multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help="More COCO JSON merged into the dataset by image file_name (repeatable).")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Run folder (checkpoints, logs, config).")
+@click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="YAML config (see configs/); default: the resnet50-FPN DensePose-COCO settings.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Override a config key (repeatable), e.g. --set max_iter=500 --set lr=0.001.")
+@click.option("--classes", default=None, help="Comma-separated category names or ids merged into one class.")
+@click.option("--backbone-weights", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Local backbone state dict (e.g. ImageNet resnet50); nothing is downloaded.")
+@click.option("--uv-symmetry", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="DensePose UV_symmetry_transforms.mat for flips (default: derived from the embedded human).")
+@click.option("--init", type=click.Path(exists=True, dir_okay=False), default=None, help="Initial weights (checkpoint).")
+@click.option("--resume", is_flag=True, help="Continue OUT/last.pt exactly.")
+@click.option("--max-minutes", type=click.FloatRange(min=0), default=None, help="Stop (resumably) after this long.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="torch CPU threads.")
+@click.pass_context
+@library_errors
+def train(ctx, data, images, extra, out, config_path, overrides, classes, backbone_weights, uv_symmetry, init,
+          resume, max_minutes, device, threads):
+    """Train Mask R-CNN + calibrated DensePose head; checkpoints and logs go to OUT.
+
+    Multi-GPU: torchrun --nproc_per_node=8 -m densemap.cli.main train ... (see docs/training.md).
+    """
+    import torch
+
+    from densemap_models.config import apply_overrides, load_config
+    from densemap_models.train import train as run
+
+    if threads:
+        torch.set_num_threads(threads)
+    config = load_config(config_path, overrides)
+    extra_kw = {}
+    if classes:
+        extra_kw["classes"] = [c.strip() for c in classes.split(",") if c.strip()]
+    if backbone_weights:
+        extra_kw["backbone_weights"] = backbone_weights
+    if uv_symmetry:
+        extra_kw["uv_symmetry"] = uv_symmetry
+    config = apply_overrides(config, **extra_kw)
+    if verbosity(ctx) > 1:
+        logging.getLogger("densemap_models").setLevel(logging.DEBUG)
+    result = run(config, data=data, out=out, images=images, extra_annotations=extra, init=init, resume=resume,
+                 max_minutes=max_minutes, device=resolve_device(device), progress=verbosity(ctx) > 0)
+    if verbosity(ctx) > 0:
+        state = "finished" if result.finished else "stopped (continue with --resume)"
+        losses = ", ".join(f"{k}={v:.3f}" for k, v in result.last_losses.items())
+        click.echo(f"{out}: step {result.step} {state} in {result.seconds / 60:.1f} min; {losses}", err=True)
+        click.echo(f"checkpoint: {result.checkpoint}", err=True)

@@ -1,0 +1,226 @@
+"""Training configuration: a frozen dataclass read from YAML, with ``key=value`` overrides.
+
+Defaults follow detectron2's DensePose R-CNN (``../shared/densepose-formats.md`` §4.2) where
+they exist; ``configs/synth_cpu.yaml`` shrinks the model for laptop training on synthetic data
+and ``configs/densepose_coco_r50.yaml`` is the GPU recipe for DensePose-COCO.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from densemap.errors import DensemapError
+
+__all__ = ["Config", "ConfigError", "load_config", "apply_overrides", "save_config", "config_from_dict"]
+
+
+class ConfigError(DensemapError, ValueError):
+    """A configuration file or override is malformed."""
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything that defines a model and its training run.
+
+    Model
+    -----
+    backbone : {"resnet18", "resnet34", "resnet50", "mobilenet_v3"}
+        FPN backbone (``weights=None``: trained from scratch unless ``backbone_weights``).
+    backbone_weights : str or None
+        Local state-dict file (e.g. torchvision's ImageNet resnet50) loaded into the backbone body.
+    norm : {"auto", "frozen_bn", "bn", "gn"}
+        Backbone normalisation; "auto" = GroupNorm from scratch, frozen BN with weights.
+    head : {"conv", "deeplab"}
+        DensePose head: a conv stack (DensePoseV1ConvXHead) or ASPP + non-local + convs.
+    head_convs, head_channels : int
+        Depth and width of the DensePose head's conv stack (detectron2: 8, 512).
+    heatmap_size : {56, 112}
+        Output side of the DensePose head (28 -> deconv x2 -> 56 -> bilinear x2 -> 112).
+    sigma_min : float
+        Lower clamp of the u/v standard deviation: ``sigma = softplus(raw) + sigma_min``.
+    alpha_min : float
+        Lower clamp of the classifier temperature: ``alpha = softplus(raw) + alpha_min``.
+    min_size, max_size : int
+        Image resizing of torchvision's GeneralizedRCNNTransform.
+
+    Losses (weights as detectron2's WC1M configs)
+    ------
+    mask_weight : float  -- DensePose foreground mask loss (INDEX_WEIGHTS)
+    part_weight : float  -- chart index I loss (PART_WEIGHTS), mean over points
+    uv_weight : float    -- u/v Gaussian NLL, **summed** over points (POINT_REGRESSION_WEIGHTS)
+    dp_fg_iou : float    -- proposals with IoU above this train the DensePose head
+
+    Training
+    --------
+    batch_size, accumulate, max_iter, lr, optimizer, weight_decay, warmup_iters, lr_steps
+    (fractions of max_iter where the LR drops x0.1), clip_grad_norm, amp, checkpoint_every,
+    log_every, workers, seed, flip_prob, classes (category names or ids merged into one
+    foreground class; empty = all).
+    """
+
+    # model
+    backbone: str = "resnet50"
+    backbone_weights: str | None = None
+    norm: str = "auto"
+    trainable_layers: int = 5
+    head: str = "conv"
+    head_convs: int = 8
+    head_channels: int = 512
+    heatmap_size: int = 112
+    sigma_min: float = 0.05
+    alpha_min: float = 0.01
+    min_size: int = 800
+    max_size: int = 1333
+    rpn_batch_size_per_image: int = 256
+    box_batch_size_per_image: int = 512
+    box_detections_per_img: int = 100
+    box_score_thresh: float = 0.05
+    box_head_dim: int = 1024
+    mask_head_convs: int = 4
+    mask_head_channels: int = 256
+    # losses
+    mask_weight: float = 5.0
+    part_weight: float = 1.0
+    uv_weight: float = 0.0005
+    dp_fg_iou: float = 0.7
+    dp_max_rois_per_image: int = 64
+    # data
+    classes: tuple = ()
+    flip_prob: float = 0.5
+    uv_symmetry: str | None = None
+    # training
+    batch_size: int = 2
+    accumulate: int = 1
+    max_iter: int = 90000
+    optimizer: str = "sgd"
+    lr: float = 0.01
+    weight_decay: float = 1e-4
+    momentum: float = 0.9
+    warmup_iters: int = 1000
+    lr_steps: tuple = (0.77, 0.92)
+    clip_grad_norm: float = 10.0
+    amp: bool = True
+    checkpoint_every: int = 5000
+    log_every: int = 20
+    workers: int = 2
+    seed: int = 0
+
+    def __post_init__(self):
+        choices = {
+            "backbone": ("resnet18", "resnet34", "resnet50", "mobilenet_v3"),
+            "norm": ("auto", "frozen_bn", "bn", "gn"),
+            "head": ("conv", "deeplab"),
+            "optimizer": ("sgd", "adamw"),
+        }
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ConfigError(f"unknown {name} {getattr(self, name)!r}; expected one of {list(allowed)}")
+        if self.heatmap_size not in (56, 112):
+            raise ConfigError(f"heatmap_size must be 56 or 112, got {self.heatmap_size}")
+        if not self.sigma_min > 0:
+            raise ConfigError(f"sigma_min must be positive (the NLL diverges at sigma = 0), got {self.sigma_min}")
+        for name in ("batch_size", "accumulate", "max_iter", "head_convs", "head_channels", "checkpoint_every", "log_every"):
+            if int(getattr(self, name)) < 1:
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        object.__setattr__(self, "classes", tuple(self.classes or ()))
+        object.__setattr__(self, "lr_steps", tuple(float(s) for s in (self.lr_steps or ())))
+
+    @property
+    def resolved_norm(self) -> str:
+        if self.norm != "auto":
+            return self.norm
+        return "frozen_bn" if self.backbone_weights else "gn"
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
+
+    def replace(self, **kw) -> "Config":
+        return dataclasses.replace(self, **kw)
+
+
+_FIELDS = {f.name: f for f in fields(Config)}
+
+
+def _coerce(name: str, value: Any) -> Any:
+    """Check ``value`` against the type of field ``name`` (ints widen to floats)."""
+    if name not in _FIELDS:
+        raise ConfigError(f"unknown config key {name!r}; expected one of {sorted(_FIELDS)}")
+    default = _FIELDS[name].default
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise ConfigError(f"{name} must be true or false, got {value!r}")
+        return value
+    if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(default, tuple):
+        if value is None:
+            return ()
+        if not isinstance(value, (list, tuple)):
+            value = [value]
+        return tuple(value)
+    if default is None:  # optional string
+        if value is not None and not isinstance(value, str):
+            raise ConfigError(f"{name} must be a string or null, got {value!r}")
+        return value
+    if not isinstance(value, type(default)) or isinstance(value, bool) != isinstance(default, bool):
+        raise ConfigError(f"{name} must be of type {type(default).__name__}, got {value!r}")
+    return value
+
+
+def apply_overrides(config: Config, overrides=(), **values) -> Config:
+    """A copy of ``config`` with ``"key=value"`` strings (YAML-parsed values) and keyword values applied.
+
+    Raises
+    ------
+    ConfigError
+        Unknown key, missing ``=``, or a value of the wrong type.
+    """
+    new = {}
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} must look like key=value")
+        key, text = item.split("=", 1)
+        try:
+            new[key.strip()] = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"override {item!r}: cannot parse the value ({exc})") from None
+    new.update(values)
+    return dataclasses.replace(config, **{k: _coerce(k, v) for k, v in new.items()})
+
+
+def load_config(path: str | os.PathLike | None = None, overrides=()) -> Config:
+    """Read a YAML config (``None`` = the defaults) and apply ``key=value`` overrides."""
+    base = Config()
+    if path is not None:
+        p = Path(path)
+        try:
+            data = yaml.safe_load(p.read_text()) or {}
+        except OSError as exc:
+            raise ConfigError(f"{p}: cannot read the config ({exc.strerror})") from None
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{p}: invalid YAML ({exc})") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"{p}: a config must be a mapping of keys to values, got {type(data).__name__}")
+        base = apply_overrides(base, **data)
+    return apply_overrides(base, overrides)
+
+
+def config_from_dict(data: dict) -> Config:
+    """Config from :meth:`Config.to_dict` output (as stored in checkpoints)."""
+    return apply_overrides(Config(), **data)
+
+
+def save_config(config: Config, path: str | os.PathLike) -> Path:
+    """Write the resolved config as YAML."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+    return p
+

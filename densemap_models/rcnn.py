@@ -1,0 +1,226 @@
+"""Class-agnostic Mask R-CNN (torchvision) with an auto-calibrated DensePose branch.
+
+:func:`build_model` makes a :class:`DensePoseRCNN` from a :class:`~densemap_models.config.Config`:
+an FPN backbone (resnet18/34/50 or mobilenet_v3, ``weights=None`` unless a local file is given),
+torchvision's RPN, box and mask heads with one foreground class, and a DensePose branch on
+28 x 28 RoIAlign features (:mod:`densemap_models.heads`).
+
+Training targets (per image dict) are torchvision's ``boxes`` (N, 4) xyxy, ``labels`` (N,)
+ones and ``masks`` (N, H, W) uint8, plus the DensePose fields made by
+:mod:`densemap_models.datasets`: ``dp_box_masks`` (N, 256, 256), ``dp_mask_valid`` (N,) and
+``dp_points`` (Q, 6). In eval mode each result dict gains ``densepose``, a
+:class:`~densemap_models.heads.DensePoseOutput` of its boxes (box-relative maps, so they stay
+valid after torchvision rescales the boxes to the original image).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from functools import partial
+
+import torch
+from torch import nn
+from torchvision.models.detection import MaskRCNN
+from torchvision.models.detection.faster_rcnn import TwoMLPHead
+from torchvision.models.detection.mask_rcnn import MaskRCNNHeads, MaskRCNNPredictor
+from torchvision.models.detection.anchor_utils import AnchorGenerator
+from torchvision.models.detection.backbone_utils import mobilenet_backbone, resnet_fpn_backbone
+from torchvision.models.detection.roi_heads import RoIHeads
+from torchvision.ops import MultiScaleRoIAlign, misc as misc_ops
+
+from densemap.errors import DensemapError
+
+from .config import Config
+from .heads import DensePoseConvHead, DensePoseDeepLabHead, DensePoseOutput, DensePosePredictor
+from .losses import box_iou_pairs, densepose_losses, roi_targets
+
+__all__ = ["DensePoseRCNN", "DensePoseRoIHeads", "build_model", "build_backbone", "load_backbone_weights"]
+
+log = logging.getLogger(__name__)
+
+ROI_SIZE = 28
+
+
+def _norm_layer(kind: str):
+    if kind == "frozen_bn":
+        return misc_ops.FrozenBatchNorm2d
+    if kind == "bn":
+        return nn.BatchNorm2d
+    return lambda c: nn.GroupNorm(32 if c % 32 == 0 else 8, c)
+
+
+def build_backbone(config: Config) -> nn.Module:
+    """FPN backbone with ``weights=None`` (a local file is loaded by :func:`load_backbone_weights`)."""
+    norm = _norm_layer(config.resolved_norm)
+    if config.backbone.startswith("resnet"):
+        bb = resnet_fpn_backbone(backbone_name=config.backbone, weights=None, norm_layer=norm,
+                                 trainable_layers=min(config.trainable_layers, 5))
+        bb.featmap_names = ["0", "1", "2", "3"]
+    else:
+        # GroupNorm does not fit mobilenet's narrow layers: BatchNorm from scratch, frozen BN with weights
+        norm = misc_ops.FrozenBatchNorm2d if config.resolved_norm == "frozen_bn" else partial(nn.BatchNorm2d, eps=0.001)
+        bb = mobilenet_backbone(backbone_name="mobilenet_v3_large", weights=None, fpn=True, norm_layer=norm,
+                                trainable_layers=min(config.trainable_layers + 1, 6))
+        bb.featmap_names = ["0", "1"]
+    return bb
+
+
+def load_backbone_weights(backbone: nn.Module, path: str | os.PathLike) -> tuple[int, int]:
+    """Load a local state dict (e.g. torchvision's ImageNet ResNet) into ``backbone.body``.
+
+    Returns (loaded, total) parameter counts. Raises DensemapError when no key matches.
+    """
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
+        state = state["model"]
+    body = backbone.body
+    own = body.state_dict()
+    matched = {}
+    for k, v in state.items():
+        for cand in (k, k.removeprefix("backbone.body."), k.removeprefix("features.")):
+            if cand in own and own[cand].shape == v.shape:
+                matched[cand] = v
+                break
+    if not matched:
+        raise DensemapError(f"{path}: no parameter matches the {type(body).__name__} backbone body "
+                            f"(first keys: {list(state)[:3]}, expected e.g. {list(own)[:3]})")
+    body.load_state_dict(matched, strict=False)
+    log.info("loaded %d of %d backbone tensors from %s", len(matched), len(own), path)
+    return len(matched), len(own)
+
+
+class DensePoseRoIHeads(RoIHeads):
+    """torchvision's RoIHeads plus a DensePose branch.
+
+    In training the branch uses the box sampler's positive proposals whose IoU with their
+    ground truth exceeds ``dp_fg_iou`` (at most ``dp_max_rois`` per image); in inference the
+    final detections.
+    """
+
+    def __init__(self, *args, densepose_roi_pool, densepose_head, densepose_predictor, dp_fg_iou: float = 0.7,
+                 dp_max_rois: int = 64, loss_weights: dict | None = None, **kw):
+        super().__init__(*args, **kw)
+        self.densepose_roi_pool = densepose_roi_pool
+        self.densepose_head = densepose_head
+        self.densepose_predictor = densepose_predictor
+        self.dp_fg_iou = dp_fg_iou
+        self.dp_max_rois = dp_max_rois
+        self.loss_weights = dict(loss_weights or {})
+        self._samples = None
+
+    def select_training_samples(self, proposals, targets):
+        out = super().select_training_samples(proposals, targets)
+        self._samples = out  # (proposals, matched_idxs, labels, regression_targets), read by forward
+        return out
+
+    def densepose_forward(self, features, boxes: list[torch.Tensor], image_shapes) -> DensePoseOutput:
+        x = self.densepose_roi_pool(features, boxes, image_shapes)
+        return self.densepose_predictor(self.densepose_head(x))
+
+    def forward(self, features, proposals, image_shapes, targets=None):
+        self._samples = None
+        result, losses = super().forward(features, proposals, image_shapes, targets)
+        if self.training:
+            props, matched, labels, _ = self._samples
+            self._samples = None
+            rois, rmatched = [], []
+            for p, m, lab, t in zip(props, matched, labels, targets):
+                pos = torch.where(lab > 0)[0]
+                if len(pos) and len(t["boxes"]):
+                    iou = box_iou_pairs(p[pos], t["boxes"][m[pos]])
+                    pos = pos[iou > self.dp_fg_iou]
+                if len(pos) > self.dp_max_rois:
+                    pos = pos[torch.randperm(len(pos), device=pos.device)[: self.dp_max_rois]]
+                rois.append(p[pos])
+                rmatched.append(m[pos])
+            out = self.densepose_forward(features, rois, image_shapes)
+            tg = roi_targets(rois, rmatched, targets, heatmap_size=self.densepose_predictor.heatmap_size)
+            losses.update(densepose_losses(out, tg, **self.loss_weights))
+        else:
+            boxes = [r["boxes"] for r in result]
+            out = self.densepose_forward(features, boxes, image_shapes)
+            start = 0
+            for r in result:
+                n = len(r["boxes"])
+                r["densepose"] = out[start : start + n]
+                start += n
+        return result, losses
+
+
+def _box_predictor(dim: int):
+    from torchvision.models.detection.faster_rcnn import FastRCNNPredictor
+
+    return FastRCNNPredictor(dim, 2)
+
+
+class DensePoseRCNN(MaskRCNN):
+    """Mask R-CNN (one foreground class) whose RoI heads also predict calibrated DensePose charts.
+
+    Use :func:`build_model`; ``model(images, targets)`` returns the loss dict in training
+    (``loss_classifier, loss_box_reg, loss_mask, loss_objectness, loss_rpn_box_reg,
+    loss_densepose_S, loss_densepose_I, loss_densepose_UV``) and detections with
+    ``boxes, labels, scores, masks, densepose`` in eval mode.
+    """
+
+    def __init__(self, backbone: nn.Module, *, config: Config):
+        names = backbone.featmap_names
+        n_levels = len(names) + 1  # + the "pool" level used by the RPN
+        anchor = AnchorGenerator(sizes=tuple((s,) for s in (32, 64, 128, 256, 512)[:n_levels]) if n_levels == 5 else
+                                 ((32, 64, 128, 256, 512),) * n_levels,
+                                 aspect_ratios=((0.5, 1.0, 2.0),) * n_levels)
+        super().__init__(
+            backbone,
+            num_classes=None,  # one foreground class: the predictors below have 2 outputs
+            min_size=config.min_size,
+            max_size=config.max_size,
+            rpn_anchor_generator=anchor,
+            rpn_batch_size_per_image=config.rpn_batch_size_per_image,
+            box_roi_pool=MultiScaleRoIAlign(featmap_names=names, output_size=7, sampling_ratio=2),
+            box_head=TwoMLPHead(backbone.out_channels * 49, config.box_head_dim),
+            box_predictor=_box_predictor(config.box_head_dim),
+            mask_head=MaskRCNNHeads(backbone.out_channels, (config.mask_head_channels,) * config.mask_head_convs, 1),
+            mask_predictor=MaskRCNNPredictor(config.mask_head_channels, config.mask_head_channels, 2),
+            mask_roi_pool=MultiScaleRoIAlign(featmap_names=names, output_size=14, sampling_ratio=2),
+            box_batch_size_per_image=config.box_batch_size_per_image,
+            box_detections_per_img=config.box_detections_per_img,
+            box_score_thresh=config.box_score_thresh,
+        )
+        self.config = config
+        rh = self.roi_heads
+        nn.init.normal_(rh.mask_predictor.mask_fcn_logits.weight, std=0.001)  # small logits at the start
+        c = backbone.out_channels
+        if config.head == "conv":
+            head = DensePoseConvHead(c, n_convs=config.head_convs, channels=config.head_channels)
+        else:
+            head = DensePoseDeepLabHead(c, n_convs=config.head_convs, channels=config.head_channels)
+        self.roi_heads = DensePoseRoIHeads(
+            rh.box_roi_pool, rh.box_head, rh.box_predictor,
+            0.5, 0.5, config.box_batch_size_per_image, 0.25, None,
+            config.box_score_thresh, 0.5, config.box_detections_per_img,
+            mask_roi_pool=rh.mask_roi_pool, mask_head=rh.mask_head, mask_predictor=rh.mask_predictor,
+            densepose_roi_pool=MultiScaleRoIAlign(featmap_names=names, output_size=ROI_SIZE, sampling_ratio=2),
+            densepose_head=head,
+            densepose_predictor=DensePosePredictor(head.out_channels, roi_size=ROI_SIZE, heatmap_size=config.heatmap_size,
+                                                   sigma_min=config.sigma_min, alpha_min=config.alpha_min),
+            dp_fg_iou=config.dp_fg_iou,
+            dp_max_rois=config.dp_max_rois_per_image,
+            loss_weights={"mask_weight": config.mask_weight, "part_weight": config.part_weight, "uv_weight": config.uv_weight},
+        )
+
+
+def build_model(config: Config | None = None, *, weights: str | os.PathLike | None = None) -> DensePoseRCNN:
+    """A :class:`DensePoseRCNN` for ``config`` (defaults: resnet50-FPN, 8 x 512 conv head, 112 heatmap).
+
+    ``config.backbone_weights`` (a local file) is loaded into the backbone; ``weights`` (a
+    densemap checkpoint or state dict) into the whole model (strictly).
+    """
+    config = config or Config()
+    backbone = build_backbone(config)
+    if config.backbone_weights:
+        load_backbone_weights(backbone, config.backbone_weights)
+    model = DensePoseRCNN(backbone, config=config)
+    if weights is not None:
+        state = torch.load(weights, map_location="cpu", weights_only=False)
+        model.load_state_dict(state.get("model", state))
+    return model
