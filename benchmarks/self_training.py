@@ -1,0 +1,364 @@
+#!/usr/bin/env python
+"""Self-training with graded pseudo-labels: the paper's Tables 3-4 in miniature, on synthetic data.
+
+    # the full grid (4 strategies x k in {1, 2, 5, 10, 1000} x 3 seeds = 60 students; hours on a CPU)
+    OMP_WAIT_POLICY=PASSIVE python benchmarks/self_training.py
+    # a miniature (~21 students; a few hours on 2 shared CPU cores, minutes on a GPU with --device cuda)
+    OMP_WAIT_POLICY=PASSIVE python benchmarks/self_training.py --train-images 48 --pool-images 32 \\
+        --test-images 16 --size 128 --teacher-iters 300 --student-iters 60 --strategies uniform I uv --k 5 1000
+
+Protocol (every size is a flag; seeds fixed; see docs/self-training.md):
+
+1. Data, rendered with ``densemap synth`` (different seeds, so no image is shared):
+   human renders with labels (teacher training), chimp renders whose labels are *never read*
+   (the unlabelled pool), held-out chimp renders converted to the human charts with
+   ``densemap convert-annotations`` (the test set; GPS on the embedded human).
+2. Teacher: :func:`densemap_models.train.train` on the human renders only
+   (``configs/synth_cpu.yaml`` + the flags).
+3. The teacher runs once on the pool (:func:`~densemap_models.pseudo_labels.iter_teacher_predictions`);
+   for every strategy, k and seed the pseudo-labels are sampled from those predictions
+   (detections with score >= ``--score-min``).
+4. Students: initialised from the teacher, trained ``--student-iters`` on the human ground
+   truth plus the pool images carrying pseudo-labels (the trainer's ``extra_annotations``
+   hook, merged by file name). Control: the same fine-tuning without pseudo-labels (human
+   ground truth only), so that a gain from more iterations is not mistaken for one from
+   pseudo-labels.
+5. Every model is evaluated on the converted chimp test set
+   (:func:`densemap_models.evaluate.evaluate`): DensePose AP (GPS and GPSm), box AP, mask AP.
+
+Prints the table (mean +- std over seeds) and writes it, with the command and a closing
+note, into the "Results" section of docs/self-training.md. Finished runs are cached in
+``--work`` (``metrics.json`` per run), so an interrupted benchmark continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+
+DOC = ROOT / "docs" / "self-training.md"
+BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
+STRATEGY_NAMES = {"uniform": "uniform", "mask": "mask-based", "I": "I-based", "uv": "uv-based"}
+METRICS = (("DP AP (GPS)", ("densepose", "GPS", "AP")), ("DP AP (GPSm)", ("densepose", "GPSm", "AP")),
+           ("box AP", ("bbox", "AP")), ("mask AP", ("segm", "AP")))
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def densemap(*args: str) -> None:
+    """Run a densemap command in a fresh interpreter (as a user would)."""
+    cmd = [sys.executable, "-m", "densemap.cli.main", *args]
+    log("$ densemap " + " ".join(shlex.quote(a) for a in args))
+    subprocess.run(cmd, check=True, cwd=ROOT)
+
+
+# ----------------------------------------------------------------------------- data
+def make_data(a, work: Path) -> dict:
+    """Render the three sets and the conversion; returns their paths."""
+    d = work / "data"
+    sets = {"human_train": ("human", a.train_images, a.data_seed),
+            "chimp_pool": ("chimp", a.pool_images, a.data_seed + 1),
+            "chimp_test": ("chimp", a.test_images, a.data_seed + 2)}
+    for name, (species, n, seed) in sets.items():
+        if not (d / name / "annotations.json").is_file():
+            densemap("-q", "synth", "--species", species, "--images", str(n), "--out", str(d / name), "--seed", str(seed),
+                     "--size", str(a.size), "--instances", a.instances, "--workers", str(a.workers))
+    test_json = d / "chimp_test" / "annotations_human.json"
+    if not test_json.is_file():
+        extra = ["--map", a.map] if a.map else []
+        densemap("-q", "convert-annotations", str(d / "chimp_test" / "annotations.json"), "-o", str(test_json), *extra)
+    # one image root for the students: ROOT/human/* (labelled) and ROOT/pool/* (pseudo-labelled)
+    mix = work / "mix"
+    (mix / "images").mkdir(parents=True, exist_ok=True)
+    for link, target in (("human", d / "human_train" / "images"), ("pool", d / "chimp_pool" / "images")):
+        p = mix / "images" / link
+        if not p.exists():
+            p.symlink_to(target.resolve(), target_is_directory=True)
+    base = mix / "base.json"
+    if not base.is_file():
+        human = json.loads((d / "human_train" / "annotations.json").read_text())
+        pool = json.loads((d / "chimp_pool" / "annotations.json").read_text())
+        off = max(im["id"] for im in human["images"])
+        images = [dict(im, file_name=f"human/{im['file_name']}") for im in human["images"]]
+        # the pool's own labels are dropped here: only its images are used
+        images += [{"id": off + im["id"], "file_name": f"pool/{im['file_name']}", "width": im["width"],
+                    "height": im["height"]} for im in pool["images"]]
+        base.write_text(json.dumps({"info": {"description": "human ground truth + unlabelled chimp pool"},
+                                    "images": images, "annotations": human["annotations"],
+                                    "categories": human["categories"]}))
+    return {"human": d / "human_train", "pool_images": mix / "images" / "pool", "mix_images": mix / "images",
+            "base": base, "test_json": test_json, "test_images": d / "chimp_test" / "images"}
+
+
+# ----------------------------------------------------------------------------- models
+def base_config(a):
+    from densemap_models.config import load_config
+
+    overrides = [f"min_size={a.size}", f"max_size={a.size}", "workers=0", f"checkpoint_every={10**9}", *a.set]
+    return load_config(a.config, overrides)
+
+
+def evaluate_run(ckpt: Path, paths: dict, a, out: Path) -> dict:
+    from densemap_models.evaluate import evaluate
+    from densemap_models.train import load_checkpoint
+
+    if (out / "metrics.json").is_file():
+        return json.loads((out / "metrics.json").read_text())
+    model, _, _ = load_checkpoint(ckpt, device=a.device)
+    t0 = time.perf_counter()
+    res = evaluate(model, paths["test_json"], paths["test_images"], target="densemap_human", device=a.device)
+    d = res.to_dict()
+    d.pop("calibration", None)
+    d["eval_seconds"] = round(time.perf_counter() - t0, 1)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "metrics.json").write_text(json.dumps(d, indent=2))
+    return d
+
+
+def train_teacher(a, paths: dict, work: Path) -> Path:
+    from densemap_models.train import train
+
+    if a.teacher_ckpt:
+        return Path(a.teacher_ckpt)
+    run = work / "teacher"
+    ck = run / "model_final.pt"
+    if ck.is_file():
+        return ck
+    cfg = base_config(a).replace(max_iter=a.teacher_iters, seed=a.teacher_seed)
+    log(f"teacher: {a.teacher_iters} iterations on {paths['human']}")
+    res = train(cfg, data=paths["human"], out=run, device=a.device, progress=a.progress)
+    return res.checkpoint
+
+
+def train_student(a, paths: dict, teacher: Path, run: Path, seed: int, pseudo: Path | None) -> Path:
+    from densemap_models.train import train
+
+    ck = run / "model_final.pt"
+    if ck.is_file():
+        return ck
+    cfg = base_config(a).replace(max_iter=a.student_iters, seed=seed, lr=a.student_lr,
+                                 warmup_iters=min(a.student_warmup, a.student_iters), lr_steps=())
+    res = train(cfg, data=paths["base"], images=paths["mix_images"], out=run, init=teacher,
+                extra_annotations=[pseudo] if pseudo is not None else [], device=a.device, progress=a.progress)
+    return res.checkpoint
+
+
+# ----------------------------------------------------------------------------- table
+def get(d: dict, keys) -> float:
+    for k in keys:
+        d = d[k]
+    return float(d)
+
+
+def summarise(rows: list[dict]) -> dict:
+    out = {}
+    for name, keys in METRICS:
+        v = np.array([get(r, keys) for r in rows], dtype=np.float64)
+        out[name] = (float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else float("nan"), len(v))
+    return out
+
+
+def fmt(mean: float, std: float) -> str:
+    return f"{mean:.1f}" if not np.isfinite(std) else f"{mean:.1f} ± {std:.1f}"
+
+
+def table(results: dict, a) -> str:
+    head = "| sampling | k | " + " | ".join(n for n, _ in METRICS) + " | pseudo dets / points |"
+    lines = [head, "|" + "---|" * (len(METRICS) + 3)]
+
+    def row(label, k, s, extra=""):
+        return f"| {label} | {k} | " + " | ".join(fmt(*s[n][:2]) for n, _ in METRICS) + f" | {extra} |"
+
+    lines.append(row("teacher", "-", summarise([results["teacher"]])))
+    if results.get("control"):
+        lines.append(row("no pseudo-labels (control)", "-", summarise(results["control"])))
+    for s in a.strategies:
+        for k in a.k:
+            runs = results["students"].get(f"{s}_k{k}")
+            if runs:
+                c = runs[0].get("pseudo_counts", {})
+                lines.append(row(STRATEGY_NAMES[s], k, summarise(runs), f"{c.get('kept', '?')} / {c.get('points', '?')}"))
+    return "\n".join(lines)
+
+
+def closing_note(results: dict, a, metric: str = "DP AP (GPS)") -> str:
+    """Do students beat the teacher, which strategy wins, by how much against the seed spread."""
+    teacher = summarise([results["teacher"]])[metric][0]
+    control = summarise(results["control"])[metric] if results.get("control") else None
+    best = {}
+    for s in a.strategies:
+        cands = [(summarise(r)[metric], k) for k in a.k if (r := results["students"].get(f"{s}_k{k}"))]
+        if cands:
+            (m, sd, n), k = max(cands, key=lambda c: c[0][0])
+            best[s] = (m, sd, n, k)
+    if not best:
+        return "No student finished."
+    ranked = sorted(best.items(), key=lambda kv: -kv[1][0])
+    lines = [f"Metric: {metric} on the held-out chimp renders; best k per strategy chosen on that same test set "
+             f"(as the paper's Table 3 does), so the winners' numbers are optimistic."]
+    for s, (m, sd, n, k) in ranked:
+        d = m - teacher
+        rel = f"{abs(d) / sd:.1f} seed std" if sd > 0 else "n/a"
+        vs_c = ""
+        if control is not None:
+            se = np.sqrt(sd**2 / n + control[1] ** 2 / control[2]) if control[2] > 1 else sd / np.sqrt(n)
+            dc = m - control[0]
+            vs_c = f"; vs the no-pseudo-label control {dc:+.1f} ({abs(dc) / se:.1f} standard errors)" if se > 0 else ""
+        side = "equal to" if abs(d) < 0.05 else ("above" if d > 0 else "below")
+        by = "" if side == "equal to" else f" by {abs(d):.1f} = {rel}"
+        lines.append(f"- {STRATEGY_NAMES[s]} (best k = {k}): {fmt(m, sd)} over {n} seeds, "
+                     f"{side} the teacher ({teacher:.1f}){by}{vs_c}.")
+    beat = [s for s, v in ranked if v[0] > teacher + (v[1] if np.isfinite(v[1]) else 0)]
+    lines.append(f"- Students beat the teacher by more than one seed std with: "
+                 f"{', '.join(STRATEGY_NAMES[s] for s in beat) if beat else 'no strategy'}.")
+    if len(ranked) > 1:
+        (s1, (m1, sd1, n1, _)), (s2, (m2, sd2, n2, _)) = ranked[0], ranked[1]
+        se = np.sqrt(sd1**2 / n1 + sd2**2 / n2)
+        z = (m1 - m2) / se if se > 0 else (float("inf") if m1 > m2 else 0.0)
+        verdict = "a clear win" if z >= 2 else "within the seed spread (not a reliable ranking)"
+        if m1 == m2:
+            lines.append(f"- No winner: {STRATEGY_NAMES[s1]} and {STRATEGY_NAMES[s2]} tie.")
+        else:
+            lines.append(f"- Winner: {STRATEGY_NAMES[s1]}, {m1 - m2:.1f} AP above {STRATEGY_NAMES[s2]} "
+                         f"({z:.1f} standard errors of the difference): {verdict}.")
+    return "\n".join(lines)
+
+
+def write_doc(text: str) -> None:
+    doc = DOC.read_text() if DOC.is_file() else "# Self-training with graded pseudo-labels\n\n## Results\n\n"
+    block = f"{BEGIN}\n{text}\n{END}"
+    if BEGIN in doc and END in doc:
+        doc = doc[: doc.index(BEGIN)] + block + doc[doc.index(END) + len(END):]
+    else:
+        doc = doc.rstrip() + "\n\n" + block + "\n"
+    DOC.write_text(doc)
+
+
+# ----------------------------------------------------------------------------- main
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--work", default=str(Path(tempfile.gettempdir()) / "densemap-self-training"),
+                    help="working folder (data, runs, cached metrics)")
+    ap.add_argument("--train-images", type=int, default=200, help="human renders for the teacher")
+    ap.add_argument("--pool-images", type=int, default=100, help="unlabelled chimp renders")
+    ap.add_argument("--test-images", type=int, default=50, help="held-out chimp renders (converted to the human)")
+    ap.add_argument("--size", type=int, default=192, help="image side (renders and model input)")
+    ap.add_argument("--instances", default="1-2", help="bodies per image (densemap synth --instances)")
+    ap.add_argument("--data-seed", type=int, default=0)
+    ap.add_argument("--map", default=None, help="alignment .npz for convert-annotations (default: computed)")
+    ap.add_argument("--config", default=str(ROOT / "configs" / "synth_cpu.yaml"))
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override (repeatable)")
+    ap.add_argument("--teacher-iters", type=int, default=900)
+    ap.add_argument("--teacher-seed", type=int, default=0)
+    ap.add_argument("--teacher-ckpt", default=None, help="reuse a trained teacher instead of training one")
+    ap.add_argument("--student-iters", type=int, default=300)
+    ap.add_argument("--student-lr", type=float, default=3e-4)
+    ap.add_argument("--student-warmup", type=int, default=20)
+    ap.add_argument("--strategies", nargs="+", default=["uniform", "mask", "I", "uv"],
+                    choices=["uniform", "mask", "I", "uv"])
+    ap.add_argument("--k", nargs="+", type=int, default=[1, 2, 5, 10, 1000], help="points per detection")
+    ap.add_argument("--seeds", type=int, default=3, help="student seeds 0..N-1 (N >= 3 for a std)")
+    ap.add_argument("--score-min", type=float, default=0.8, help="detections kept for pseudo-labels")
+    ap.add_argument("--no-control", action="store_true", help="skip the no-pseudo-label control students")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--workers", type=int, default=2, help="densemap synth processes")
+    ap.add_argument("--progress", action="store_true", help="training progress bars")
+    ap.add_argument("--no-doc", action="store_true", help="do not write docs/self-training.md")
+    ap.add_argument("--plan", action="store_true", help="print what would run and exit")
+    a = ap.parse_args(argv)
+    if any(k < 0 for k in a.k) or a.seeds < 1:
+        ap.error("--k values must be >= 0 and --seeds >= 1")
+    seeds = list(range(a.seeds))
+    n_students = len(a.strategies) * len(a.k) * len(seeds) + (0 if a.no_control else len(seeds))
+    log(f"plan: teacher ({a.teacher_iters} it) + {n_students} students ({a.student_iters} it each) "
+        f"+ {n_students + 1} evaluations on {a.test_images} chimp renders; work folder {a.work}")
+    if a.plan:
+        return 0
+
+    import torch
+
+    from densemap_models.pseudo_labels import iter_teacher_predictions, list_images, pseudo_coco, write_pseudo_coco
+    from densemap_models.train import load_checkpoint
+
+    torch.set_num_threads(a.threads)
+    work = Path(a.work)
+    work.mkdir(parents=True, exist_ok=True)
+    t_all = time.perf_counter()
+    paths = make_data(a, work)
+    teacher = train_teacher(a, paths, work)
+    results = {"teacher": evaluate_run(teacher, paths, a, work / "teacher" / "eval")}
+    log(f"teacher: {results['teacher']['densepose']['GPS']['AP']:.1f} DP AP")
+
+    # the teacher's predictions on the pool, once
+    model, _, _ = load_checkpoint(teacher, device=a.device)
+    preds = list(iter_teacher_predictions(model, list_images(paths["pool_images"]), root=paths["mix_images"],
+                                          score_min=a.score_min, device=a.device))
+    del model
+    log(f"pool: {sum(len(p.detections) for p in preds)} teacher detections with score >= {a.score_min} "
+        f"on {len(preds)} images")
+
+    results["control"] = []
+    if not a.no_control:
+        for seed in seeds:
+            run = work / "control" / f"s{seed}"
+            ck = train_student(a, paths, teacher, run, seed, None)
+            results["control"].append(evaluate_run(ck, paths, a, run / "eval"))
+            log(f"control seed {seed}: {results['control'][-1]['densepose']['GPS']['AP']:.1f} DP AP")
+    results["students"] = {}
+    for s in a.strategies:
+        for k in a.k:
+            runs = []
+            for seed in seeds:
+                name = f"{s}_k{k}_s{seed}"
+                pj = work / "pseudo" / f"{name}.json"
+                if not pj.is_file():
+                    data = pseudo_coco(preds, strategy=s, k=k, score_min=a.score_min, seed=seed,
+                                       info={"teacher": str(teacher)})
+                    write_pseudo_coco(data["images"], data["annotations"], pj, info=data["info"],
+                                      categories=data["categories"])
+                counts = json.loads(pj.read_text())["info"]["counts"]
+                run = work / "students" / name
+                t0 = time.perf_counter()
+                ck = train_student(a, paths, teacher, run, seed, pj)
+                m = evaluate_run(ck, paths, a, run / "eval")
+                m["pseudo_counts"] = counts
+                runs.append(m)
+                log(f"{name}: {m['densepose']['GPS']['AP']:.1f} DP AP ({time.perf_counter() - t0:.0f} s)")
+            results["students"][f"{s}_k{k}"] = runs
+
+    tab = table(results, a)
+    note = closing_note(results, a)
+    cmd = "OMP_WAIT_POLICY=PASSIVE python benchmarks/self_training.py " + " ".join(
+        shlex.quote(x) for x in (argv if argv is not None else sys.argv[1:]))
+    minutes = (time.perf_counter() - t_all) / 60
+    text = (f"Produced by `{cmd}` ({time.strftime('%Y-%m-%d')}, {minutes:.0f} min, device {a.device}, "
+            f"{a.threads} threads).\n\nSettings: {a.train_images} human / {a.pool_images} pool / {a.test_images} test "
+            f"images at {a.size} px, teacher {a.teacher_iters} it (seed {a.teacher_seed}), students {a.student_iters} it "
+            f"(lr {a.student_lr}), score >= {a.score_min}, seeds {seeds}; mean ± std (ddof 1) over seeds.\n\n"
+            f"{tab}\n\n{note}\n")
+    print(text)
+    (work / "results.json").write_text(json.dumps(results, indent=1, default=str))
+    if not a.no_doc:
+        write_doc(text)
+        log(f"written {DOC}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

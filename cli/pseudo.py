@@ -1,0 +1,52 @@
+"""``densemap pseudo-label``: graded DensePose pseudo-labels of unlabelled images by a teacher."""
+
+from __future__ import annotations
+
+import click
+
+from .options import library_errors, resolve_device, verbosity
+
+
+@click.command("pseudo-label")
+@click.option("--ckpt", required=True, type=click.Path(exists=True), help="Teacher checkpoint (model_final.pt) or run folder.")
+@click.option("--images", "images_dir", required=True, type=click.Path(exists=True, file_okay=False),
+              help="Folder of unlabelled images (*.png, *.jpg, ...; not searched recursively).")
+@click.option("-o", "--out", required=True, type=click.Path(dir_okay=False), help="Output COCO DensePose JSON.")
+@click.option("--strategy", type=click.Choice(["uniform", "mask", "I", "uv"]), required=True,
+              help="Which points to keep per detection: uniform over the predicted foreground; the K largest "
+                   "calibrated foreground posteriors (mask); the K largest calibrated chart posteriors (I); "
+                   "the K smallest predicted u/v sigmas (uv).")
+@click.option("--k", type=click.IntRange(min=0), required=True,
+              help="Points per detection (0: boxes and masks only; more than the foreground: all of it).")
+@click.option("--score-min", type=click.FloatRange(0, 1), default=0.8, show_default=True,
+              help="Keep detections with at least this score.")
+@click.option("--category", default="chimp", show_default=True, help="Category name written for the detections.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the uniform sampling.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="torch CPU threads.")
+@click.pass_context
+@library_errors
+def pseudo_label(ctx, ckpt, images_dir, out, strategy, k, score_min, category, seed, device, threads):
+    """Run the teacher CKPT on the images of --images and write pseudo-labels to OUT.
+
+    OUT is COCO DensePose JSON: per kept detection its box, RLE mask, 14 dp_masks, K points
+    (dp_x, dp_y, dp_I, dp_U, dp_V) and each point's dp_confidence, file names relative to
+    --images. A student starts from the teacher (`densemap train --init CKPT ...`); see
+    docs/self-training.md for the training data it needs.
+    """
+    import torch
+
+    from densemap_models.pseudo_labels import list_images, pseudo_label as run
+    from densemap_models.train import load_checkpoint
+
+    if threads:
+        torch.set_num_threads(threads)
+    dev = resolve_device(device)
+    model, _, _ = load_checkpoint(ckpt, device=dev)
+    paths = list_images(images_dir)
+    data = run(model, paths, strategy=strategy, k=k, score_min=score_min, device=dev, seed=seed, root=images_dir,
+               out=out, category=category, info={"teacher": str(ckpt)}, progress=verbosity(ctx) > 0)
+    if verbosity(ctx) > 0:
+        c = data["info"]["counts"]
+        click.echo(f"{out}: {c['images']} images, {c['kept']} of {c['detections']} detections kept "
+                   f"(score >= {score_min}), {c['points']} points ({strategy}, k={k})", err=True)
