@@ -19,8 +19,8 @@ Protocol (every size is a flag; seeds fixed; see docs/self-training.md):
    for every strategy, k and seed the pseudo-labels are sampled from those predictions
    (detections with score >= ``--score-min``).
 4. Students: initialised from the teacher, trained ``--student-iters`` on the human ground
-   truth plus the pool images carrying pseudo-labels (the trainer's ``extra_annotations``
-   hook, merged by file name). Control: the same fine-tuning without pseudo-labels (human
+   truth plus the pool images carrying pseudo-labels (``train(..., pseudo=...)``, as
+   ``densemap train --init TEACHER --pseudo pseudo.json`` does). Control: the same fine-tuning without pseudo-labels (human
    ground truth only), so that a gain from more iterations is not mistaken for one from
    pseudo-labels.
 5. Every model is evaluated on the converted chimp test set
@@ -153,8 +153,10 @@ def train_student(a, paths: dict, teacher: Path, run: Path, seed: int, pseudo: P
         return ck
     cfg = base_config(a).replace(max_iter=a.student_iters, seed=seed, lr=a.student_lr,
                                  warmup_iters=min(a.student_warmup, a.student_iters), lr_steps=())
-    res = train(cfg, data=paths["base"], images=paths["mix_images"], out=run, init=teacher,
-                extra_annotations=[pseudo] if pseudo is not None else [], device=a.device, progress=a.progress)
+    # what `densemap train --init TEACHER --pseudo pseudo.json` does
+    res = train(cfg, data=paths["human"], out=run, init=teacher,
+                pseudo=[(pseudo, paths["mix_images"])] if pseudo is not None else [], device=a.device,
+                progress=a.progress)
     return res.checkpoint
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from .options import library_errors, resolve_device, verbosity
@@ -45,7 +47,7 @@ def pseudo_label(ctx, ckpt, images_dir, out, strategy, k, score_min, category, s
     model, _, _ = load_checkpoint(ckpt, device=dev)
     paths = list_images(images_dir)
     data = run(model, paths, strategy=strategy, k=k, score_min=score_min, device=dev, seed=seed, root=images_dir,
-               out=out, category=category, info={"teacher": str(ckpt)}, progress=verbosity(ctx) > 0)
+               out=out, category=category, info={"teacher": str(ckpt), "image_root": str(Path(images_dir).resolve())}, progress=verbosity(ctx) > 0)
     if verbosity(ctx) > 0:
         c = data["info"]["counts"]
         click.echo(f"{out}: {c['images']} images, {c['kept']} of {c['detections']} detections kept "

@@ -17,6 +17,10 @@ from .options import library_errors, resolve_device, verbosity
               help="Image folder when --data is a JSON file (e.g. coco/train2014).")
 @click.option("--extra", "extra", multiple=True, type=click.Path(exists=True, dir_okay=False),
               help="More COCO JSON merged into the dataset by image file_name (repeatable).")
+@click.option("--pseudo", "pseudo", multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help="Pseudo-labels from `densemap pseudo-label` (repeatable); their images join the training set.")
+@click.option("--pseudo-images", type=click.Path(exists=True, file_okay=False), default=None,
+              help="Image folder of the --pseudo files (default: the folder recorded in each file).")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Run folder (checkpoints, logs, config).")
 @click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False), default=None,
               help="YAML config (see configs/); default: the resnet50-FPN DensePose-COCO settings.")
@@ -34,7 +38,7 @@ from .options import library_errors, resolve_device, verbosity
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="torch CPU threads.")
 @click.pass_context
 @library_errors
-def train(ctx, data, images, extra, out, config_path, overrides, classes, backbone_weights, uv_symmetry, init,
+def train(ctx, data, images, extra, pseudo, pseudo_images, out, config_path, overrides, classes, backbone_weights, uv_symmetry, init,
           resume, max_minutes, device, threads):
     """Train Mask R-CNN + calibrated DensePose head; checkpoints and logs go to OUT.
 
@@ -58,7 +62,8 @@ def train(ctx, data, images, extra, out, config_path, overrides, classes, backbo
     config = apply_overrides(config, **extra_kw)
     if verbosity(ctx) > 1:
         logging.getLogger("densemap_models").setLevel(logging.DEBUG)
-    result = run(config, data=data, out=out, images=images, extra_annotations=extra, init=init, resume=resume,
+    result = run(config, data=data, out=out, images=images, extra_annotations=extra,
+                 pseudo=[(p, pseudo_images) for p in pseudo], init=init, resume=resume,
                  max_minutes=max_minutes, device=resolve_device(device), progress=verbosity(ctx) > 0)
     if verbosity(ctx) > 0:
         state = "finished" if result.finished else "stopped (continue with --resume)"

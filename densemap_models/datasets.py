@@ -118,10 +118,15 @@ class DensePoseDataset(torch.utils.data.Dataset):
         Default: the embedded human's exact mirror (:func:`~densemap_models.symmetry.default_uv_symmetry`).
     skip_empty : bool
         Drop images without any kept instance (training).
+    pseudo : sequence of (path, image_root or None)
+        Pseudo-labelled COCO files (``densemap pseudo-label``) whose images join the
+        dataset: each image is read from its own root (the given one, else the file's
+        ``info["image_root"]``, else the file's folder). Every pseudo instance is
+        foreground whatever its category; per-point confidences are not used.
     """
 
     def __init__(self, annotations, image_root, *, classes=(), train: bool = True, flip_prob: float = 0.5,
-                 uv_symmetry=None, skip_empty: bool = False, seed: int = 0):
+                 uv_symmetry=None, skip_empty: bool = False, seed: int = 0, pseudo=()):
         files = [annotations] if isinstance(annotations, (str, os.PathLike)) else list(annotations)
         if not files:
             raise AnnotationError("no annotation file given")
@@ -153,11 +158,28 @@ class DensePoseDataset(torch.utils.data.Dataset):
                 img = by_name.get(ids.get(a.get("image_id")))
                 if img is not None and (ok_cats is None or a.get("category_id") in ok_cats):
                     self.anns[img].append(a)
+        for path, root in pseudo:
+            self._add_pseudo(path, root)
         if skip_empty:
             self.images = [im for im in self.images if any(not a.get("iscrowd", 0) for a in self.anns[im["id"]])]
         self.train, self.flip_prob = train, float(flip_prob)
         self._uv_symmetry = uv_symmetry
         self.seed = int(seed)
+
+    def _add_pseudo(self, path, root) -> None:
+        d = read_coco(path)
+        if root is None:
+            root = (d.get("info") or {}).get("image_root") or Path(path).parent
+        next_id = max(self.anns, default=0) + 1
+        new_id = {}
+        for im in d.get("images", []):
+            new_id[im["id"]] = next_id
+            self.images.append({**im, "id": next_id, "_root": str(root)})
+            self.anns[next_id] = []
+            next_id += 1
+        for a in d.get("annotations", []):
+            if a.get("image_id") in new_id:
+                self.anns[new_id[a["image_id"]]].append(a)
 
     @property
     def uv_symmetry(self):
@@ -172,7 +194,7 @@ class DensePoseDataset(torch.utils.data.Dataset):
 
     def load_image(self, index: int) -> np.ndarray:
         im = self.images[index]
-        path = self.root / im["file_name"]
+        path = Path(im.get("_root", self.root)) / im["file_name"]
         with Image.open(path) as f:
             return np.asarray(f.convert("RGB"))
 

@@ -149,7 +149,7 @@ def _save(path: Path, obj: dict) -> None:
     os.replace(tmp, path)
 
 
-def train(config: Config, *, data, out: str | os.PathLike, images=None, extra_annotations=(), init=None,
+def train(config: Config, *, data, out: str | os.PathLike, images=None, extra_annotations=(), pseudo=(), init=None,
           resume: bool = False, max_minutes: float | None = None, device: str = "cpu",
           progress: bool = True) -> TrainResult:
     """Train a :class:`~densemap_models.rcnn.DensePoseRCNN`.
@@ -165,7 +165,10 @@ def train(config: Config, *, data, out: str | os.PathLike, images=None, extra_an
     images : path, optional
         Image folder when ``data`` is a JSON file elsewhere (DensePose-COCO).
     extra_annotations : paths
-        More COCO files merged into the dataset by image ``file_name`` (pseudo-labels).
+        More COCO files merged into the dataset by image ``file_name``.
+    pseudo : sequence of (path, image_root or None)
+        Pseudo-labelled COCO files whose images are added to the training set (a student
+        trains on ground truth plus these; see ``densemap pseudo-label``).
     init : path, optional
         Initial weights (a densemap checkpoint; non-matching keys are skipped and logged).
     resume : bool
@@ -206,7 +209,7 @@ def train(config: Config, *, data, out: str | os.PathLike, images=None, extra_an
 
     dataset = DensePoseDataset([js, *extra_annotations], root, classes=config.classes, train=True,
                                flip_prob=config.flip_prob, uv_symmetry=default_uv_symmetry(config.uv_symmetry),
-                               skip_empty=True, seed=config.seed)
+                               skip_empty=True, seed=config.seed, pseudo=pseudo)
     if len(dataset) == 0:
         raise DensemapError(f"{js}: no image with a usable instance")
 

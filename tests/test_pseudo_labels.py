@@ -457,3 +457,25 @@ def test_cli_pseudo_label_errors(tmp_path, tiny_checkpoint):
     r = CliRunner().invoke(main, ["pseudo-label", "--ckpt", str(tmp_path / "junk.pt"), "--images", str(tmp_path / "imgs"),
                                   "-o", str(tmp_path / "p.json"), "--strategy", "I", "--k", "1", "--device", "cpu"])
     assert r.exit_code != 0 and "cannot read the checkpoint" in r.output
+
+
+def test_pseudo_images_join_the_training_set_from_their_own_folder(tmp_path):
+    """`densemap train --pseudo`: the teacher's images are added, read from the folder the file records."""
+    from densemap_models.datasets import DensePoseDataset
+
+    _write_images(tmp_path / "human", 1)
+    _write_images(tmp_path / "chimp", 2)
+    gt = pseudo_coco([ImagePredictions("im0.png", W, H, _detections())], strategy="uniform", k=3, seed=0)
+    gt_path = write_pseudo_coco(gt["images"], gt["annotations"], tmp_path / "gt.json", info=gt["info"])
+    ps = pseudo_coco([ImagePredictions(f"im{i}.png", W, H, _detections()) for i in range(2)], strategy="uv", k=4,
+                     info={"image_root": str(tmp_path / "chimp")})
+    ps_path = write_pseudo_coco(ps["images"], ps["annotations"], tmp_path / "sub" / "pseudo.json", info=ps["info"])
+    ds = DensePoseDataset(gt_path, tmp_path / "human", train=False, pseudo=[(ps_path, None)])
+    assert len(ds) == 3
+    assert ds.load_image(1).shape == (H, W, 3)  # found under chimp/, not human/
+    t = ds.target(2, H, W)
+    assert len(t["dp_points"]) == 4 * len(ps["annotations"]) // 2
+    # an explicit folder overrides the recorded one
+    (tmp_path / "chimp").rename(tmp_path / "moved")
+    ds = DensePoseDataset(gt_path, tmp_path / "human", train=False, pseudo=[(ps_path, tmp_path / "moved")])
+    assert ds.load_image(2).shape == (H, W, 3)
