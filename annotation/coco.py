@@ -29,6 +29,8 @@ __all__ = [
     "AnnotationCheck",
     "check_annotation",
     "has_densepose",
+    "rle_for_pycocotools",
+    "dp_mask_labels",
 ]
 
 POINT_FIELDS = ("dp_x", "dp_y", "dp_I", "dp_U", "dp_V", "dp_vertex")
@@ -160,6 +162,44 @@ def _check_masks(masks) -> str | None:
         if err:
             return err
     return None
+
+
+def rle_for_pycocotools(m: dict) -> dict:
+    """An RLE dict as pycocotools' decoder takes it (string counts as bytes; list counts compressed)."""
+    from pycocotools import mask as mask_utils
+
+    if isinstance(m.get("counts"), list):
+        return mask_utils.frPyObjects(m, *m["size"])
+    return dict(m, counts=m["counts"].encode("ascii") if isinstance(m["counts"], str) else m["counts"])
+
+
+def dp_mask_labels(ann: dict) -> np.ndarray | None:
+    """(256, 256) int coarse-part map of ``dp_masks`` on the box grid, or None without masks.
+
+    Entry ``k`` (0-based) of ``dp_masks`` paints label ``k + 1`` (later parts overwrite
+    earlier ones); a single foreground RLE (DensePose-Chimps style) paints 1; 0 = background.
+
+    Raises
+    ------
+    AnnotationError
+        A mask that is not 256 x 256.
+    """
+    from pycocotools import mask as mask_utils
+
+    m = ann.get("dp_masks")
+    if not m:
+        return None
+    if isinstance(m, dict):
+        m = [m]
+    lab = np.zeros(tuple(MASK_SIZE), np.int64)
+    for k, r in enumerate(m, 1):
+        if r:
+            d = mask_utils.decode(rle_for_pycocotools(r))
+            if d.shape != tuple(MASK_SIZE):
+                raise AnnotationError(f"annotation {ann.get('id')}: dp_masks[{k - 1}] is {d.shape[0]}x{d.shape[1]}; "
+                                      f"expected {MASK_SIZE[0]}x{MASK_SIZE[1]}")
+            lab[d > 0] = k
+    return lab
 
 
 def _check_rle(m, where: str) -> str | None:

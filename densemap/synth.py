@@ -480,25 +480,6 @@ def synth_dataset(species: Species, n_images: int, out_dir: str | os.PathLike, *
 
 
 # ----------------------------------------------------------------------------- overlays
-def _decode_box_masks(ann: dict) -> np.ndarray | None:
-    """(256, 256) int coarse label map of ``dp_masks`` (later parts overwrite earlier), or None."""
-    from pycocotools import mask as mask_utils
-
-    m = ann.get("dp_masks")
-    if not m:
-        return None
-    if isinstance(m, dict):
-        m = [m]
-    lab = np.zeros((MASK_GRID, MASK_GRID), np.int64)
-    for k, r in enumerate(m, 1):
-        if r:
-            r = dict(r, counts=r["counts"].encode("ascii") if isinstance(r["counts"], str) else r["counts"])
-            if isinstance(r["counts"], list):
-                r = mask_utils.frPyObjects(r, *r["size"])
-            lab[mask_utils.decode(r) > 0] = k
-    return lab
-
-
 def draw_annotations(image: np.ndarray, annotations: list[dict], *, point_radius: float | None = None) -> np.ndarray:
     """Four panels side by side: masks and boxes; coarse parts (``dp_masks``) and points by
     chart; points by U; points by V.
@@ -517,6 +498,7 @@ def draw_annotations(image: np.ndarray, annotations: list[dict], *, point_radius
     from PIL import Image, ImageDraw
     from pycocotools import mask as mask_utils
 
+    from .annotation.coco import dp_mask_labels
     from .viz import part_palette
 
     image = np.asarray(image, dtype=np.uint8)
@@ -537,7 +519,7 @@ def draw_annotations(image: np.ndarray, annotations: list[dict], *, point_radius
             m = mask_utils.decode(s).astype(bool)
             panels[0][m] = 0.5 * panels[0][m] + 0.5 * inst_col[j]
         x, y, w, h = a["bbox"]
-        lab = _decode_box_masks(a)
+        lab = dp_mask_labels(a)
         if lab is not None and w >= 1 and h >= 1:
             xs = np.arange(int(np.floor(x)), int(np.ceil(x + w)))
             ys = np.arange(int(np.floor(y)), int(np.ceil(y + h)))

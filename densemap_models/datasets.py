@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from densemap.annotation.coco import read_coco
+from densemap.annotation.coco import dp_mask_labels, read_coco, rle_for_pycocotools
 from densemap.errors import AnnotationError
 
 __all__ = ["DensePoseDataset", "collate", "resolve_data", "instance_mask", "box_grid_mask"]
@@ -48,14 +48,6 @@ def resolve_data(data: str | os.PathLike, images: str | os.PathLike | None = Non
     return js, root
 
 
-def _rle(m: dict) -> dict:
-    from pycocotools import mask as mask_utils
-
-    if isinstance(m.get("counts"), list):
-        return mask_utils.frPyObjects(m, *m["size"])
-    return dict(m, counts=m["counts"].encode("ascii") if isinstance(m["counts"], str) else m["counts"])
-
-
 def instance_mask(ann: dict, height: int, width: int) -> np.ndarray | None:
     """(H, W) uint8 instance mask from ``segmentation`` (RLE or polygons), or None."""
     from pycocotools import mask as mask_utils
@@ -69,27 +61,14 @@ def instance_mask(ann: dict, height: int, width: int) -> np.ndarray | None:
             return None
         rle = mask_utils.merge(mask_utils.frPyObjects(polys, height, width))
     else:
-        rle = _rle(seg)
+        rle = rle_for_pycocotools(seg)
     return mask_utils.decode(rle).astype(np.uint8)
 
 
 def box_grid_mask(ann: dict) -> np.ndarray | None:
     """(256, 256) uint8 foreground of ``dp_masks`` on the box grid (union of the 14 parts), or None."""
-    from pycocotools import mask as mask_utils
-
-    m = ann.get("dp_masks")
-    if not m:
-        return None
-    if isinstance(m, dict):
-        m = [m]
-    out = np.zeros((GRID, GRID), np.uint8)
-    for r in m:
-        if r:
-            d = mask_utils.decode(_rle(r))
-            if d.shape != (GRID, GRID):
-                raise AnnotationError(f"annotation {ann.get('id')}: dp_masks must be {GRID}x{GRID}, got {d.shape}")
-            out |= (d > 0).astype(np.uint8)
-    return out
+    lab = dp_mask_labels(ann)
+    return None if lab is None else (lab > 0).astype(np.uint8)
 
 
 def _crop_to_grid(mask: np.ndarray, bbox) -> np.ndarray:
