@@ -499,7 +499,7 @@ def draw_annotations(image: np.ndarray, annotations: list[dict], *, point_radius
     from pycocotools import mask as mask_utils
 
     from .annotation.coco import dp_mask_labels
-    from .viz import part_palette
+    from .palette import part_palette
 
     image = np.asarray(image, dtype=np.uint8)
     H, W = image.shape[:2]
