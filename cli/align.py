@@ -63,6 +63,7 @@ def align(ctx, mesh_a, mesh_b, parts_a, parts_b, out_dir, device, weighting, sou
     """
     import numpy as np
 
+    from densemap.geodesics import GeodesicSolver
     from densemap.mapping import align as align_meshes, json_default, map_quality
     from densemap.mesh import atomic_path
 
@@ -89,10 +90,13 @@ def align(ctx, mesh_a, mesh_b, parts_a, parts_b, out_dir, device, weighting, sou
                 np.save(fh, d)
 
     t1 = time.perf_counter()
+    # one prefactored solver per mesh, shared by both directions' reports
+    sa, sb = GeodesicSolver(ma, device=dev), GeodesicSolver(mb, device=dev)
     quality = {
-        "a_to_b": map_quality(ma, mb, result.a_to_b, parts_a=pa, parts_b=result.parts_b, b_to_a=result.b_to_a),
+        "a_to_b": map_quality(ma, mb, result.a_to_b, parts_a=pa, parts_b=result.parts_b, b_to_a=result.b_to_a,
+                              solver_a=sa, solver_b=sb),
         "b_to_a": map_quality(mb, ma, result.b_to_a, parts_a=result.parts_b, parts_b=pa, b_to_a=result.a_to_b,
-                              ground_truth=gt),
+                              ground_truth=gt, solver_a=sb, solver_b=sa),
     }
     timings = {"load": t_load, **result.timings, "quality": time.perf_counter() - t1}
 

@@ -31,11 +31,10 @@ sys.path.insert(0, str(REPO))
 
 from densemap.charts import build_atlas, save_atlas  # noqa: E402
 from densemap.data import data_path, reference_chimp, reference_human  # noqa: E402
+from densemap.synth import COARSE_OF_CHART  # noqa: E402  (DensePose's fine -> coarse table)
 
 SEED = 2024
 POINTS = 80
-# fine chart (1..24) -> coarse dp_masks label (1..14), DensePose's table
-FINE_TO_COARSE = [0, 1, 1, 2, 3, 4, 5, 6, 7, 6, 7, 8, 9, 8, 9, 10, 11, 10, 11, 12, 13, 12, 13, 14, 14]
 
 
 def surface_samples(mesh, rng, n):
@@ -51,7 +50,7 @@ def masks(xs, ys, charts, radius=14):
     yy, xx = np.mgrid[0:256, 0:256]
     label = np.zeros((256, 256), np.uint8)
     for x, y, c in zip(xs, ys, charts):
-        label[(xx - x) ** 2 + (yy - y) ** 2 <= radius**2] = FINE_TO_COARSE[int(c)]
+        label[(xx - x) ** 2 + (yy - y) ** 2 <= radius**2] = COARSE_OF_CHART[int(c)]
     out = []
     for k in range(1, 15):
         m = label == k
