@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from densemap.errors import DensemapError
+from densemap.mesh import atomic_path
 
 __all__ = ["POINT_FLIP", "MASK_FLIP", "UVSymmetry", "default_uv_symmetry", "cache_dir"]
 
@@ -121,10 +122,8 @@ class UVSymmetry:
             _, u2, v2 = self(np.full(uu.size, c), uu.ravel(), vv.ravel())
             U[c - 1], V[c - 1] = u2.reshape(uu.shape), v2.reshape(uu.shape)
         if cache:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp.npz")
-            np.savez_compressed(tmp, U=U, V=V)
-            os.replace(tmp, path)
+            with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+                np.savez_compressed(fh, U=U, V=V)
         return U, V
 
 

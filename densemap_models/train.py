@@ -32,6 +32,7 @@ import numpy as np
 import torch
 
 from densemap.errors import DensemapError
+from densemap.mesh import atomic_path
 
 from .config import Config, config_from_dict, save_config
 from .datasets import DensePoseDataset, collate, resolve_data
@@ -144,9 +145,8 @@ def _dist_info() -> tuple[int, int, int]:
 
 
 def _save(path: Path, obj: dict) -> None:
-    tmp = path.with_suffix(".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
 
 
 def train(config: Config, *, data, out: str | os.PathLike, images=None, extra_annotations=(), pseudo=(), init=None,
