@@ -257,6 +257,37 @@ def pseudo_label_accuracy(pseudo_files: dict, pool_json: Path) -> dict:
     return {row: {k: float(np.mean(v)) for k, v in r.items()} for row, r in out.items()}
 
 
+def pseudo_detection_quality(pseudo_json: Path, pool_json: Path, iou_min: float = 0.5,
+                             thresholds=(0.8, 0.9, 0.95, 0.98)) -> list[dict]:
+    """Precision and recall of the pseudo-label boxes against the pool's hidden boxes, per score threshold."""
+    from pycocotools import mask as mask_utils
+
+    d, gt = json.loads(Path(pseudo_json).read_text()), json.loads(Path(pool_json).read_text())
+    gt_id = {im["file_name"]: im["id"] for im in gt["images"]}
+    gt_boxes = {}
+    for ann in gt["annotations"]:
+        gt_boxes.setdefault(ann["image_id"], []).append(ann["bbox"])
+    names = {im["id"]: Path(im["file_name"]).name for im in d["images"]}
+    out = []
+    for t in thresholds:
+        det_boxes = {}
+        for ann in d["annotations"]:
+            if ann["score"] >= t:
+                det_boxes.setdefault(gt_id[names[ann["image_id"]]], []).append(ann["bbox"])
+        tp = n_det = found = 0
+        for image_id, g in gt_boxes.items():
+            p = det_boxes.get(image_id, [])
+            n_det += len(p)
+            if g and p:
+                hit = mask_utils.iou(p, g, [0] * len(g)) >= iou_min
+                tp += int(hit.any(axis=1).sum())
+                found += int(hit.any(axis=0).sum())
+        n_gt = sum(len(g) for g in gt_boxes.values())
+        out.append({"score_min": t, "detections": n_det, "instances": n_gt, "precision": tp / max(n_det, 1),
+                    "recall": found / max(n_gt, 1)})
+    return out
+
+
 def accuracy_table(acc: dict, a) -> str:
     lines = ["| sampling | k | points (mean over seeds) | on background | median error (cm) | mean point GPS |",
              "|---|---|---|---|---|---|"]
@@ -463,6 +494,8 @@ def main(argv=None):
     acc = pseudo_label_accuracy({f"{s}_k{k}": [pseudo_path(s, k, seed) for seed in seeds]
                                  for s in a.strategies for k in a.k}, paths["pool_json"])
     results["pseudo_accuracy"] = acc
+    det = pseudo_detection_quality(pseudo_path(a.strategies[0], a.k[0], seeds[0]), paths["pool_json"])
+    results["pseudo_detections"] = det
     cmd = "OMP_WAIT_POLICY=PASSIVE python benchmarks/self_training.py " + " ".join(
         shlex.quote(x) for x in (argv if argv is not None else sys.argv[1:]))
     minutes = (time.perf_counter() - t_all) / 60
@@ -473,7 +506,12 @@ def main(argv=None):
             f"{tab}\n\n{note}\n\n"
             "Pseudo-label accuracy against the pool's hidden ground truth (the pool is synthetic, so the surface "
             "under every pixel is known; GPS-style point similarity on the human, background pixels score 0; "
-            "no training involved):\n\n"
+            f"no training involved). The pool's {a.pool_images} images hold {det[0]['instances']} chimps. Boxes the "
+            "teacher keeps, by score threshold (a box is right when it overlaps a chimp's box with IoU >= 0.5):\n\n"
+            "| score >= | detections | precision | chimps found |\n|---|---|---|---|\n"
+            + "".join(f"| {r['score_min']:g} | {r['detections']} | {100 * r['precision']:.0f}% | "
+                      f"{100 * r['recall']:.0f}% |\n" for r in det if r["score_min"] >= a.score_min)
+            + "\nPoints, per strategy and k:\n\n"
             f"{accuracy_table(acc, a)}\n")
     print(text)
     (work / "results.json").write_text(json.dumps(results, indent=1, default=str))
