@@ -368,6 +368,16 @@ def closing_note(results: dict, a, metric: str = "DP AP (GPS)") -> str:
     beat = [s for s, v in ranked if v[0] > teacher + (v[1] if np.isfinite(v[1]) else 0)]
     lines.append(f"- Students beat the teacher by more than one seed std with: "
                  f"{', '.join(STRATEGY_NAMES[s] for s in beat) if beat else 'no strategy'}.")
+    if control is not None:
+        above = []
+        for s, (m, sd, n, _) in ranked:
+            se = np.sqrt(sd**2 / n + control[1] ** 2 / control[2]) if control[2] > 1 else sd / np.sqrt(n)
+            if m - control[0] > 2 * se:
+                above.append(s)
+        gain = "also" if control[0] > teacher + (control[1] if np.isfinite(control[1]) else 0) else "not"
+        lines.append(f"- The control (same fine-tuning, no pseudo-labels) scores {fmt(*control[:2])}: the gain over "
+                     f"the teacher is {gain} there without pseudo-labels. Students above the control by more than two "
+                     f"standard errors: {', '.join(STRATEGY_NAMES[s] for s in above) if above else 'none'}.")
     if len(ranked) > 1:
         (s1, (m1, sd1, n1, _)), (s2, (m2, sd2, n2, _)) = ranked[0], ranked[1]
         se = np.sqrt(sd1**2 / n1 + sd2**2 / n2)
@@ -379,6 +389,18 @@ def closing_note(results: dict, a, metric: str = "DP AP (GPS)") -> str:
             lines.append(f"- Winner: {STRATEGY_NAMES[s1]}, {m1 - m2:.1f} AP above {STRATEGY_NAMES[s2]} "
                          f"({z:.1f} standard errors of the difference): {verdict}.")
     return "\n".join(lines)
+
+
+def run_minutes(work: Path) -> float:
+    """Training plus evaluation wall time of every student and control run found in ``work``."""
+    total = 0.0
+    for log_file in list((work / "students").glob("*/log.jsonl")) + list((work / "control").glob("*/log.jsonl")):
+        last = log_file.read_text().strip().splitlines()[-1]
+        total += float(json.loads(last).get("elapsed_s", 0.0))
+        m = log_file.parent / "eval" / "metrics.json"
+        if m.is_file():
+            total += float(json.loads(m.read_text()).get("eval_seconds", 0.0))
+    return total / 60
 
 
 def write_doc(text: str) -> None:
@@ -499,8 +521,9 @@ def main(argv=None):
     cmd = "OMP_WAIT_POLICY=PASSIVE python benchmarks/self_training.py " + " ".join(
         shlex.quote(x) for x in (argv if argv is not None else sys.argv[1:]))
     minutes = (time.perf_counter() - t_all) / 60
-    text = (f"Produced by `{cmd}` ({time.strftime('%Y-%m-%d')}, {minutes:.0f} min, device {a.device}, "
-            f"{a.threads} threads).\n\nSettings: {a.train_images} human / {a.pool_images} pool / {a.test_images} test "
+    text = (f"Produced by `{cmd}` ({time.strftime('%Y-%m-%d')}, {minutes:.0f} min in this call, device {a.device}, "
+            f"{a.threads} threads; the students' training and evaluation took {run_minutes(work):.0f} min of run "
+            f"time in all, cached in `--work`).\n\nSettings: {a.train_images} human / {a.pool_images} pool / {a.test_images} test "
             f"images at {a.size} px, teacher {a.teacher_iters} it (seed {a.teacher_seed}), students {a.student_iters} it "
             f"(lr {a.student_lr}), score >= {a.score_min}, seeds {seeds}; mean ± std (ddof 1) over seeds.\n\n"
             f"{tab}\n\n{note}\n\n"
