@@ -176,6 +176,7 @@ def pseudo_label_accuracy(pseudo_files: dict, pool_json: Path) -> dict:
     ``pseudo_files`` maps a row name to a list of pseudo-label JSON files (one per seed);
     returns per row: points, fraction on background, median error (cm), mean point GPS.
     """
+    from densemap.charts import reference_atlas
     from densemap.data import chimp_to_human_ground_truth, reference_human
     from densemap.synth import SceneOptions, synth_image
     from densemap_models.gps import default_target, part_kappa
@@ -187,12 +188,8 @@ def pseudo_label_accuracy(pseudo_files: dict, pool_json: Path) -> dict:
                            min_point_area=o["min_point_area"], pose_scale=o["pose_scale"])
     target = default_target("densemap_human")
     human = reference_human()
-    hface, hbary = chimp_to_human_ground_truth()
-    h_faces = human.mesh.faces
-    chimp_gt_vertex = h_faces[hface, np.argmax(hbary, axis=1)]  # chimp vertex -> nearest human vertex
-    from densemap.data import reference_chimp
-
-    c_faces = reference_chimp().mesh.faces
+    chimp_gt_vertex = target.atlas.nearest_vertex(*chimp_to_human_ground_truth())  # chimp vertex -> human vertex
+    chimp_atlas = reference_atlas("chimp")
     scenes = {}
 
     def scene(name: str):
@@ -224,9 +221,7 @@ def pseudo_label_accuracy(pseudo_files: dict, pool_json: Path) -> dict:
                 if on.any():
                     inst = np.searchsorted(sc.face_offset[1:], face[on], side="right")
                     local = face[on] - sc.face_offset[inst]
-                    bary = sc.bary[rowp[on], col[on]]
-                    corner = c_faces[local, np.argmax(bary, axis=1)]
-                    g[on] = chimp_gt_vertex[corner]
+                    g[on] = chimp_gt_vertex[chimp_atlas.nearest_vertex(local, sc.bary[rowp[on], col[on]])]
                 gt.append(g)
                 pred.append(target.vertices(a["dp_I"], a["dp_U"], a["dp_V"]))
             per_file.append((row, np.concatenate(gt) if gt else np.zeros(0, int),
