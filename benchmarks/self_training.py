@@ -346,16 +346,20 @@ def closing_note(results: dict, a, metric: str = "DP AP (GPS)") -> str:
     if not best:
         return "No student finished."
     ranked = sorted(best.items(), key=lambda kv: -kv[1][0])
+    vs_control = {}  # strategy -> (difference to the control, standard error of that difference)
+    if control is not None:
+        for s, (m, sd, n, _) in ranked:
+            se = np.sqrt(sd**2 / n + control[1] ** 2 / control[2]) if control[2] > 1 else sd / np.sqrt(n)
+            vs_control[s] = (m - control[0], se)
     lines = [f"Metric: {metric} on the held-out chimp renders; best k per strategy chosen on that same test set "
              f"(as the paper's Table 3 does), so the winners' numbers are optimistic."]
     for s, (m, sd, n, k) in ranked:
         d = m - teacher
         rel = f"{abs(d) / sd:.1f} seed std" if sd > 0 else "n/a"
         vs_c = ""
-        if control is not None:
-            se = np.sqrt(sd**2 / n + control[1] ** 2 / control[2]) if control[2] > 1 else sd / np.sqrt(n)
-            dc = m - control[0]
-            vs_c = f"; vs the no-pseudo-label control {dc:+.1f} ({abs(dc) / se:.1f} standard errors)" if se > 0 else ""
+        if s in vs_control and vs_control[s][1] > 0:
+            dc, se = vs_control[s]
+            vs_c = f"; vs the no-pseudo-label control {dc:+.1f} ({abs(dc) / se:.1f} standard errors)"
         side = "equal to" if abs(d) < 0.05 else ("above" if d > 0 else "below")
         by = "" if side == "equal to" else f" by {abs(d):.1f} = {rel}"
         lines.append(f"- {STRATEGY_NAMES[s]} (best k = {k}): {fmt(m, sd)} over {n} seeds, "
@@ -364,11 +368,7 @@ def closing_note(results: dict, a, metric: str = "DP AP (GPS)") -> str:
     lines.append(f"- Students beat the teacher by more than one seed std with: "
                  f"{', '.join(STRATEGY_NAMES[s] for s in beat) if beat else 'no strategy'}.")
     if control is not None:
-        above = []
-        for s, (m, sd, n, _) in ranked:
-            se = np.sqrt(sd**2 / n + control[1] ** 2 / control[2]) if control[2] > 1 else sd / np.sqrt(n)
-            if m - control[0] > 2 * se:
-                above.append(s)
+        above = [s for s, _ in ranked if vs_control[s][0] > 2 * vs_control[s][1]]
         gain = "also" if control[0] > teacher + (control[1] if np.isfinite(control[1]) else 0) else "not"
         lines.append(f"- The control (same fine-tuning, no pseudo-labels) scores {fmt(*control[:2])}: the gain over "
                      f"the teacher is {gain} there without pseudo-labels. Students above the control by more than two "
