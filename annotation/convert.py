@@ -22,6 +22,7 @@ import numpy as np
 
 from densemap._validate import check_choice
 from densemap.charts import ChartAtlas
+from densemap.data import Species
 from densemap.errors import AnnotationError, DensemapError
 from densemap.mesh import Mesh
 from densemap.surface import SurfaceMap, vertex_face_incidence
@@ -39,7 +40,6 @@ __all__ = [
     "file_sha256",
 ]
 
-Species = Literal["chimp", "human"]
 # ref_model names of the embedded meshes
 REFERENCE_NAMES = {"chimp": "densemap_chimp", "human": "densemap_human"}
 STATUS = (KEPT, MOVED, DROPPED)

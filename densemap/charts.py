@@ -20,11 +20,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
-from typing import Literal, NamedTuple, get_args
+from typing import NamedTuple, get_args
 
 import numpy as np
 
 from ._validate import check_choice
+from .data import Species
 from .errors import MeshError
 from .mesh import Mesh
 
@@ -45,7 +46,6 @@ __all__ = [
 _INSIDE_EPS = 1e-10  # barycentric slack for "inside a triangle"
 _UV_SLACK = 1e-7  # stored uv may exceed [0, 1] by this much (float32 rounding)
 
-Species = Literal["human", "chimp"]
 
 
 class AtlasError(MeshError):

@@ -26,17 +26,17 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
-from typing import Literal, get_args
+from typing import get_args
 
 import numpy as np
 
 from ._validate import check_choice
+from .data import Species
 from .errors import MeshError
 
 __all__ = ["Rig", "RigError", "load_rig", "pose", "forward_kinematics", "joint_rotations", "random_pose",
            "DEFAULT_LIMITS", "SPECIES_LIMITS"]
 
-Species = Literal["human", "chimp"]
 _MIRROR = np.diag([-1.0, 1.0, 1.0])
 
 # (flex, twist, abduct) ranges in degrees, per joint kind; sides share limits (mirrored frames).

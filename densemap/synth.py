@@ -26,11 +26,12 @@ import os
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable, Literal, get_args
+from typing import Callable, get_args
 
 import numpy as np
 
 from ._validate import check_choice
+from .data import Species
 from .appearance import shade
 
 __all__ = [
@@ -45,7 +46,6 @@ __all__ = [
     "COARSE_OF_CHART",
 ]
 
-Species = Literal["human", "chimp"]
 CATEGORIES = {"human": "person", "chimp": "chimp"}
 # DensePose chart (1..24) -> coarse part (1..14) of dp_masks; index 0 = background
 COARSE_OF_CHART = np.array([0, 1, 1, 2, 3, 4, 5, 6, 7, 6, 7, 8, 9, 8, 9, 10, 11, 10, 11, 12, 13, 12, 13, 14, 14])

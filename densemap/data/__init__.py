@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
@@ -20,6 +21,7 @@ from ..mesh import Mesh, load_mesh
 from ..parts import PartLabels
 
 __all__ = [
+    "Species",
     "Reference",
     "reference_human",
     "reference_chimp",
@@ -28,6 +30,9 @@ __all__ = [
     "chart_names",
     "data_path",
 ]
+
+# the embedded reference species (one alias for every module that takes a species name)
+Species = Literal["human", "chimp"]
 
 
 @dataclass(frozen=True)
