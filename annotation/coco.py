@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from densemap._io import atomic_path
 from densemap.errors import AnnotationError
-from densemap.mesh import atomic_path
 
 __all__ = [
     "POINT_FIELDS",
@@ -29,6 +29,11 @@ __all__ = [
     "AnnotationCheck",
     "check_annotation",
     "has_densepose",
+    "REFERENCE_NAMES",
+    "COARSE_OF_CHART",
+    "encode_rle",
+    "encode_rles",
+    "decode_rle",
     "rle_for_pycocotools",
     "dp_mask_labels",
 ]
@@ -39,6 +44,10 @@ N_CHARTS = 24
 N_MASKS = 14
 MASK_SIZE = [256, 256]
 XY_MAX = 256.0
+# ref_model names of the embedded meshes
+REFERENCE_NAMES = {"chimp": "densemap_chimp", "human": "densemap_human"}
+# DensePose chart (1..24) -> coarse part (1..14) of dp_masks; index 0 = background
+COARSE_OF_CHART = np.array([0, 1, 1, 2, 3, 4, 5, 6, 7, 6, 7, 8, 9, 8, 9, 10, 11, 10, 11, 12, 13, 12, 13, 14, 14])
 
 
 def read_coco(path: str | os.PathLike) -> dict:
@@ -86,15 +95,7 @@ def write_coco(data: dict, path: str | os.PathLike) -> Path:
     with atomic_path(path) as tmp:
         with open(tmp, "w") as fh:
             json.dump(data, fh, separators=(",", ":"))
-        _umask_mode(tmp)
     return path
-
-
-def _umask_mode(path: Path) -> None:
-    """Give a temporary file (created 0600) the mode a plain ``open`` would."""
-    mask = os.umask(0)
-    os.umask(mask)
-    os.chmod(path, 0o666 & ~mask)
 
 
 def has_densepose(ann: dict) -> bool:
@@ -164,13 +165,51 @@ def _check_masks(masks) -> str | None:
     return None
 
 
+# ----------------------------------------------------------------------------- RLE codec
+# COCO JSON stores compressed RLE counts as an ASCII string; pycocotools encodes to and
+# decodes from bytes. These four functions are the only places that convert between them.
+def _rle_json(r: dict) -> dict:
+    c = r["counts"]
+    return {"size": [int(r["size"][0]), int(r["size"][1])], "counts": c.decode("ascii") if isinstance(c, bytes) else c}
+
+
+def encode_rle(mask: np.ndarray) -> dict:
+    """COCO JSON RLE ``{"size": [h, w], "counts": str}`` of an (h, w) binary mask.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> m = np.zeros((4, 5), np.uint8); m[1:3, 2:4] = 1
+    >>> r = encode_rle(m)
+    >>> r["size"], bool((decode_rle(r) == m).all())
+    ([4, 5], True)
+    """
+    from pycocotools import mask as mask_utils
+
+    return _rle_json(mask_utils.encode(np.asfortranarray(np.asarray(mask, dtype=np.uint8))))
+
+
+def encode_rles(stack: np.ndarray) -> list[dict]:
+    """COCO JSON RLEs of the K masks of an (h, w, K) binary stack (one pycocotools call)."""
+    from pycocotools import mask as mask_utils
+
+    return [_rle_json(r) for r in mask_utils.encode(np.asfortranarray(np.asarray(stack, dtype=np.uint8)))]
+
+
 def rle_for_pycocotools(m: dict) -> dict:
-    """An RLE dict as pycocotools' decoder takes it (string counts as bytes; list counts compressed)."""
+    """An RLE dict as pycocotools takes it (string counts as bytes; list counts compressed)."""
     from pycocotools import mask as mask_utils
 
     if isinstance(m.get("counts"), list):
         return mask_utils.frPyObjects(m, *m["size"])
     return dict(m, counts=m["counts"].encode("ascii") if isinstance(m["counts"], str) else m["counts"])
+
+
+def decode_rle(m: dict) -> np.ndarray:
+    """(h, w) uint8 mask of an RLE dict (string, bytes or uncompressed list counts)."""
+    from pycocotools import mask as mask_utils
+
+    return mask_utils.decode(rle_for_pycocotools(m))
 
 
 def dp_mask_labels(ann: dict) -> np.ndarray | None:
@@ -184,8 +223,6 @@ def dp_mask_labels(ann: dict) -> np.ndarray | None:
     AnnotationError
         A mask that is not 256 x 256.
     """
-    from pycocotools import mask as mask_utils
-
     m = ann.get("dp_masks")
     if not m:
         return None
@@ -194,7 +231,7 @@ def dp_mask_labels(ann: dict) -> np.ndarray | None:
     lab = np.zeros(tuple(MASK_SIZE), np.int64)
     for k, r in enumerate(m, 1):
         if r:
-            d = mask_utils.decode(rle_for_pycocotools(r))
+            d = decode_rle(r)
             if d.shape != tuple(MASK_SIZE):
                 raise AnnotationError(f"annotation {ann.get('id')}: dp_masks[{k - 1}] is {d.shape[0]}x{d.shape[1]}; "
                                       f"expected {MASK_SIZE[0]}x{MASK_SIZE[1]}")

@@ -8,7 +8,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from densemap.mesh import atomic_path
+from densemap._io import atomic_path
 
 __all__ = ["KEPT", "MOVED", "DROPPED", "AnnotationRecord", "ConversionReport"]
 
@@ -125,11 +125,8 @@ class ConversionReport:
     def save(self, path: str | os.PathLike) -> Path:
         """Write the report as JSON (atomically)."""
         path = Path(path)
-        from .coco import _umask_mode
-
         with atomic_path(path) as tmp:
             tmp.write_text(json.dumps(self.to_json(), indent=1))
-            _umask_mode(tmp)
         return path
 
 

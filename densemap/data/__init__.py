@@ -13,16 +13,19 @@ from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 import numpy as np
 
+from .._validate import check_choice
 from ..mesh import Mesh, load_mesh
 from ..parts import PartLabels
 
 __all__ = [
     "Species",
+    "SPECIES",
     "Reference",
+    "reference",
     "reference_human",
     "reference_chimp",
     "chimp_to_human_ground_truth",
@@ -33,6 +36,7 @@ __all__ = [
 
 # the embedded reference species (one alias for every module that takes a species name)
 Species = Literal["human", "chimp"]
+SPECIES: tuple[str, ...] = get_args(Species)
 
 
 @dataclass(frozen=True)
@@ -77,6 +81,34 @@ def _load(species: str) -> Reference:
     charts_raw = np.load(data_path(f"{species}_charts.npy")).astype(np.int64)
     charts = PartLabels(charts_raw - 1, chart_names(), source=f"reference {species} charts")
     return Reference(mesh, parts.check_mesh(mesh), charts.check_mesh(mesh))
+
+
+def reference(species: Species) -> Reference:
+    """The embedded reference mesh of ``species``: ``(mesh, parts, charts)``.
+
+    Parameters
+    ----------
+    species : {"human", "chimp"}
+
+    Returns
+    -------
+    Reference
+        Loaded once per process and cached.
+
+    Raises
+    ------
+    ValueError
+        Unknown species.
+
+    Examples
+    --------
+    >>> from densemap.data import reference
+    >>> mesh, parts, charts = reference("chimp")
+    >>> mesh.n_vertices, parts.n_parts, charts.n_parts
+    (7049, 32, 24)
+    """
+    check_choice("species", species, SPECIES)
+    return _load(species)
 
 
 def reference_human() -> Reference:
