@@ -49,6 +49,29 @@ class Config:
     min_size, max_size : int
         Image resizing of torchvision's GeneralizedRCNNTransform.
 
+    Detector thresholds (torchvision's MaskRCNN defaults)
+    -----------------------------------------------------
+    rpn_fg_iou_thresh, rpn_bg_iou_thresh : float
+        Anchors with IoU >= fg are RPN positives, < bg negatives (0.7, 0.3).
+    rpn_batch_size_per_image : int
+        Anchors sampled per image for the RPN losses, ``rpn_positive_fraction`` (0.5) positive.
+    rpn_pre_nms_top_n_train, rpn_pre_nms_top_n_test : int
+        Proposals kept per level before NMS (2000 / 1000).
+    rpn_post_nms_top_n_train, rpn_post_nms_top_n_test : int
+        Proposals kept per image after NMS (2000 / 1000).
+    rpn_nms_thresh, rpn_score_thresh : float
+        NMS IoU of the proposals (0.7) and the lowest objectness probability kept (0.0).
+    box_fg_iou_thresh, box_bg_iou_thresh : float
+        Proposals with IoU >= fg are box-head positives, < bg negatives (0.5, 0.5).
+    box_batch_size_per_image : int
+        Proposals sampled per image for the box-head losses, ``box_positive_fraction`` (0.25) positive.
+    box_reg_weights : (4,) float
+        Weights (wx, wy, ww, wh) of the box-head's box coder (10, 10, 5, 5).
+    box_score_thresh, box_nms_thresh : float
+        A detection's class score must exceed ``box_score_thresh`` (0.05); per-class NMS IoU (0.5).
+    box_detections_per_img : int
+        Detections kept per image (100).
+
     Losses (weights as detectron2's WC1M configs)
     ------
     mask_weight : float  -- DensePose foreground mask loss (INDEX_WEIGHTS)
@@ -77,10 +100,24 @@ class Config:
     alpha_min: float = 0.01
     min_size: int = 800
     max_size: int = 1333
+    rpn_fg_iou_thresh: float = 0.7
+    rpn_bg_iou_thresh: float = 0.3
     rpn_batch_size_per_image: int = 256
+    rpn_positive_fraction: float = 0.5
+    rpn_pre_nms_top_n_train: int = 2000
+    rpn_pre_nms_top_n_test: int = 1000
+    rpn_post_nms_top_n_train: int = 2000
+    rpn_post_nms_top_n_test: int = 1000
+    rpn_nms_thresh: float = 0.7
+    rpn_score_thresh: float = 0.0
+    box_fg_iou_thresh: float = 0.5
+    box_bg_iou_thresh: float = 0.5
     box_batch_size_per_image: int = 512
-    box_detections_per_img: int = 100
+    box_positive_fraction: float = 0.25
+    box_reg_weights: tuple = (10.0, 10.0, 5.0, 5.0)
     box_score_thresh: float = 0.05
+    box_nms_thresh: float = 0.5
+    box_detections_per_img: int = 100
     box_head_dim: int = 1024
     mask_head_convs: int = 4
     mask_head_channels: int = 256
@@ -130,6 +167,9 @@ class Config:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
         object.__setattr__(self, "classes", tuple(self.classes or ()))
         object.__setattr__(self, "lr_steps", tuple(float(s) for s in (self.lr_steps or ())))
+        object.__setattr__(self, "box_reg_weights", tuple(float(w) for w in self.box_reg_weights))
+        if len(self.box_reg_weights) != 4:
+            raise ConfigError(f"box_reg_weights must be 4 numbers (wx, wy, ww, wh), got {list(self.box_reg_weights)}")
 
     @property
     def resolved_norm(self) -> str:

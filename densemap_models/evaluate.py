@@ -26,6 +26,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .boxes import box_iou_xywh
 from .gps import GeodesicTarget, default_target, gps_from_vertices
 from .heads import DensePoseOutput
 
@@ -175,18 +176,6 @@ def _gt_points_in_det(ann: dict, det_box) -> tuple[np.ndarray, np.ndarray, np.nd
     return px, py, ok
 
 
-def _box_iou_xywh(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """(D, G) IoU of xywh boxes."""
-    if len(a) == 0 or len(b) == 0:
-        return np.zeros((len(a), len(b)))
-    ax0, ay0, ax1, ay1 = a[:, 0], a[:, 1], a[:, 0] + a[:, 2], a[:, 1] + a[:, 3]
-    bx0, by0, bx1, by1 = b[:, 0], b[:, 1], b[:, 0] + b[:, 2], b[:, 1] + b[:, 3]
-    iw = np.clip(np.minimum(ax1[:, None], bx1[None]) - np.maximum(ax0[:, None], bx0[None]), 0, None)
-    ih = np.clip(np.minimum(ay1[:, None], by1[None]) - np.maximum(ay0[:, None], by0[None]), 0, None)
-    inter = iw * ih
-    return inter / np.maximum(a[:, 2:].prod(1)[:, None] + b[:, 2:].prod(1)[None] - inter, 1e-9)
-
-
 def _gt_mask_rle(ann: dict, height: int, width: int):
     """Full-image RLE of a GT mask: dp_masks foreground (zoomed to the box), else segmentation."""
     from pycocotools import mask as mask_utils
@@ -235,7 +224,7 @@ def _similarities(gt_by_image: dict, preds: list[dict], target: GeodesicTarget, 
         D, G = len(p["dp"]), len(anns)
         det_xywh = np.array([[b[0], b[1], b[2] - b[0], b[3] - b[1]] for b in p["boxes"][:D]]).reshape(D, 4)
         gt_xywh = np.array([a["bbox"] for a in anns], dtype=np.float64).reshape(G, 4)
-        biou = _box_iou_xywh(det_xywh, gt_xywh)
+        biou = box_iou_xywh(det_xywh, gt_xywh)
         gps = np.zeros((D, G))
         gt_v = {}
         for g, a in enumerate(anns):
@@ -429,7 +418,7 @@ def calibration(gt_by_image: dict, preds: list[dict], *, bins: int = 8) -> dict:
         for a in anns:
             if not a.get("dp_x"):
                 continue
-            iou = _box_iou_xywh(det_xywh, np.asarray([a["bbox"]], dtype=np.float64))[:, 0]
+            iou = box_iou_xywh(det_xywh, np.asarray([a["bbox"]], dtype=np.float64))[:, 0]
             d = int(np.argmax(iou))
             if iou[d] < 0.5:
                 continue

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 
 from .heads import DensePoseOutput
 
-__all__ = ["scaled_cross_entropy", "gaussian_nll", "sample_points", "RoITargets", "roi_targets", "densepose_losses", "box_iou_pairs"]
+__all__ = ["scaled_cross_entropy", "gaussian_nll", "sample_points", "RoITargets", "roi_targets", "densepose_losses"]
 
 LOG_2PI = math.log(2.0 * math.pi)
 
@@ -238,15 +238,3 @@ def densepose_losses(output: DensePoseOutput, targets: RoITargets, *, mask_weigh
         losses["loss_densepose_I"] = zero
         losses["loss_densepose_UV"] = zero.clone()
     return losses
-
-
-def box_iou_pairs(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """(R,) IoU of row-aligned box pairs."""
-    if len(a) == 0:
-        return a.new_zeros(0)
-    lt = torch.maximum(a[:, :2], b[:, :2])
-    rb = torch.minimum(a[:, 2:], b[:, 2:])
-    inter = (rb - lt).clamp(min=0).prod(dim=1)
-    area = lambda x: (x[:, 2] - x[:, 0]).clamp(min=0) * (x[:, 3] - x[:, 1]).clamp(min=0)  # noqa: E731
-    return inter / (area(a) + area(b) - inter).clamp(min=1e-9)
-

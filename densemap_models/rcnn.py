@@ -21,25 +21,33 @@ from functools import partial
 
 import torch
 from torch import nn
-from torchvision.models.detection import MaskRCNN
-from torchvision.models.detection.faster_rcnn import TwoMLPHead
-from torchvision.models.detection.mask_rcnn import MaskRCNNHeads, MaskRCNNPredictor
 from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.models.detection.backbone_utils import mobilenet_backbone, resnet_fpn_backbone
+from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
+from torchvision.models.detection.generalized_rcnn import GeneralizedRCNN
+from torchvision.models.detection.mask_rcnn import MaskRCNNHeads, MaskRCNNPredictor
 from torchvision.models.detection.roi_heads import RoIHeads
+from torchvision.models.detection.rpn import RegionProposalNetwork, RPNHead
+from torchvision.models.detection.transform import GeneralizedRCNNTransform
 from torchvision.ops import MultiScaleRoIAlign, misc as misc_ops
 
 from densemap.errors import DensemapError
 
 from .config import Config
 from .heads import DensePoseConvHead, DensePoseDeepLabHead, DensePoseOutput, DensePosePredictor
-from .losses import box_iou_pairs, densepose_losses, roi_targets
+from .boxes import box_iou_pairs
+from .losses import densepose_losses, roi_targets
 
 __all__ = ["DensePoseRCNN", "DensePoseRoIHeads", "build_model", "build_backbone", "load_backbone_weights"]
 
 log = logging.getLogger(__name__)
 
-ROI_SIZE = 28
+ROI_SIZE = 28  # side of the DensePose branch's RoIAlign features
+N_CLASSES = 2  # background + one merged foreground class
+ANCHOR_SIZES = (32, 64, 128, 256, 512)
+ASPECT_RATIOS = (0.5, 1.0, 2.0)
+IMAGE_MEAN = [0.485, 0.456, 0.406]  # ImageNet normalisation (torchvision's detection default)
+IMAGE_STD = [0.229, 0.224, 0.225]
 
 
 def _norm_layer(kind: str):
@@ -91,16 +99,48 @@ def load_backbone_weights(backbone: nn.Module, path: str | os.PathLike) -> tuple
 
 
 class DensePoseRoIHeads(RoIHeads):
-    """torchvision's RoIHeads plus a DensePose branch.
+    """torchvision's RoIHeads (box and mask branches) plus a DensePose branch.
 
     In training the branch uses the box sampler's positive proposals whose IoU with their
     ground truth exceeds ``dp_fg_iou`` (at most ``dp_max_rois`` per image); in inference the
     final detections.
+
+    Parameters (keyword-only)
+    -------------------------
+    box_roi_pool, box_head, box_predictor : nn.Module
+        Box branch: RoIAlign (7 x 7), two-layer MLP, class + box-delta predictor.
+    fg_iou_thresh, bg_iou_thresh : float
+        Proposals with IoU >= fg are positives, < bg negatives (box sampler).
+    batch_size_per_image : int
+    positive_fraction : float
+        Proposals sampled per image for the box losses, and the positive share of them.
+    bbox_reg_weights : (4,) float or None
+        Box-coder weights (None: torchvision's (10, 10, 5, 5)).
+    score_thresh, nms_thresh : float
+    detections_per_img : int
+        Inference: class-score threshold, per-class NMS IoU and detections kept per image.
+    mask_roi_pool, mask_head, mask_predictor : nn.Module
+        Mask branch (RoIAlign 14 x 14).
+    densepose_roi_pool, densepose_head, densepose_predictor : nn.Module
+        DensePose branch (RoIAlign ``ROI_SIZE``, head, :class:`~densemap_models.heads.DensePosePredictor`).
+    dp_fg_iou : float
+    dp_max_rois : int
+    loss_weights : dict, optional
+        ``mask_weight``, ``part_weight``, ``uv_weight`` of :func:`~densemap_models.losses.densepose_losses`.
     """
 
-    def __init__(self, *args, densepose_roi_pool, densepose_head, densepose_predictor, dp_fg_iou: float = 0.7,
-                 dp_max_rois: int = 64, loss_weights: dict | None = None, **kw):
-        super().__init__(*args, **kw)
+    def __init__(self, *, box_roi_pool, box_head, box_predictor, fg_iou_thresh: float, bg_iou_thresh: float,
+                 batch_size_per_image: int, positive_fraction: float, bbox_reg_weights, score_thresh: float,
+                 nms_thresh: float, detections_per_img: int, mask_roi_pool, mask_head, mask_predictor,
+                 densepose_roi_pool, densepose_head, densepose_predictor, dp_fg_iou: float = 0.7,
+                 dp_max_rois: int = 64, loss_weights: dict | None = None):
+        super().__init__(
+            box_roi_pool=box_roi_pool, box_head=box_head, box_predictor=box_predictor,
+            fg_iou_thresh=fg_iou_thresh, bg_iou_thresh=bg_iou_thresh, batch_size_per_image=batch_size_per_image,
+            positive_fraction=positive_fraction, bbox_reg_weights=bbox_reg_weights,
+            score_thresh=score_thresh, nms_thresh=nms_thresh, detections_per_img=detections_per_img,
+            mask_roi_pool=mask_roi_pool, mask_head=mask_head, mask_predictor=mask_predictor,
+        )
         self.densepose_roi_pool = densepose_roi_pool
         self.densepose_head = densepose_head
         self.densepose_predictor = densepose_predictor
@@ -118,22 +158,27 @@ class DensePoseRoIHeads(RoIHeads):
         x = self.densepose_roi_pool(features, boxes, image_shapes)
         return self.densepose_predictor(self.densepose_head(x))
 
+    def densepose_rois(self, targets) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """Per image, the DensePose training RoIs (R_i, 4) and the index (R_i,) of their ground truth."""
+        props, matched, labels, _ = self._samples
+        self._samples = None
+        rois, rmatched = [], []
+        for p, m, lab, t in zip(props, matched, labels, targets):
+            pos = torch.where(lab > 0)[0]
+            if len(pos) and len(t["boxes"]):
+                iou = box_iou_pairs(p[pos], t["boxes"][m[pos]])
+                pos = pos[iou > self.dp_fg_iou]
+            if len(pos) > self.dp_max_rois:
+                pos = pos[torch.randperm(len(pos), device=pos.device)[: self.dp_max_rois]]
+            rois.append(p[pos])
+            rmatched.append(m[pos])
+        return rois, rmatched
+
     def forward(self, features, proposals, image_shapes, targets=None):
         self._samples = None
         result, losses = super().forward(features, proposals, image_shapes, targets)
         if self.training:
-            props, matched, labels, _ = self._samples
-            self._samples = None
-            rois, rmatched = [], []
-            for p, m, lab, t in zip(props, matched, labels, targets):
-                pos = torch.where(lab > 0)[0]
-                if len(pos) and len(t["boxes"]):
-                    iou = box_iou_pairs(p[pos], t["boxes"][m[pos]])
-                    pos = pos[iou > self.dp_fg_iou]
-                if len(pos) > self.dp_max_rois:
-                    pos = pos[torch.randperm(len(pos), device=pos.device)[: self.dp_max_rois]]
-                rois.append(p[pos])
-                rmatched.append(m[pos])
+            rois, rmatched = self.densepose_rois(targets)
             out = self.densepose_forward(features, rois, image_shapes)
             tg = roi_targets(rois, rmatched, targets, heatmap_size=self.densepose_predictor.heatmap_size)
             losses.update(densepose_losses(out, tg, **self.loss_weights))
@@ -148,65 +193,93 @@ class DensePoseRoIHeads(RoIHeads):
         return result, losses
 
 
-def _box_predictor(dim: int):
-    from torchvision.models.detection.faster_rcnn import FastRCNNPredictor
+def _anchor_generator(n_levels: int) -> AnchorGenerator:
+    """One anchor size per FPN level (32..512) with 5 levels, else all five sizes on every level."""
+    if n_levels == 5:
+        sizes = tuple((s,) for s in ANCHOR_SIZES)
+    else:
+        sizes = (ANCHOR_SIZES,) * n_levels
+    return AnchorGenerator(sizes=sizes, aspect_ratios=(ASPECT_RATIOS,) * n_levels)
 
-    return FastRCNNPredictor(dim, 2)
+
+def _rpn(config: Config, in_channels: int, n_levels: int) -> RegionProposalNetwork:
+    anchor = _anchor_generator(n_levels)
+    return RegionProposalNetwork(
+        anchor_generator=anchor,
+        head=RPNHead(in_channels, anchor.num_anchors_per_location()[0]),
+        fg_iou_thresh=config.rpn_fg_iou_thresh,
+        bg_iou_thresh=config.rpn_bg_iou_thresh,
+        batch_size_per_image=config.rpn_batch_size_per_image,
+        positive_fraction=config.rpn_positive_fraction,
+        pre_nms_top_n={"training": config.rpn_pre_nms_top_n_train, "testing": config.rpn_pre_nms_top_n_test},
+        post_nms_top_n={"training": config.rpn_post_nms_top_n_train, "testing": config.rpn_post_nms_top_n_test},
+        nms_thresh=config.rpn_nms_thresh,
+        score_thresh=config.rpn_score_thresh,
+    )
 
 
-class DensePoseRCNN(MaskRCNN):
+def _densepose_branch(config: Config, in_channels: int) -> tuple[nn.Module, DensePosePredictor]:
+    if config.head == "conv":
+        head = DensePoseConvHead(in_channels, n_convs=config.head_convs, channels=config.head_channels)
+    else:
+        head = DensePoseDeepLabHead(in_channels, n_convs=config.head_convs, channels=config.head_channels)
+    predictor = DensePosePredictor(head.out_channels, roi_size=ROI_SIZE, heatmap_size=config.heatmap_size,
+                                   sigma_min=config.sigma_min, alpha_min=config.alpha_min)
+    return head, predictor
+
+
+class DensePoseRCNN(GeneralizedRCNN):
     """Mask R-CNN (one foreground class) whose RoI heads also predict calibrated DensePose charts.
 
     Use :func:`build_model`; ``model(images, targets)`` returns the loss dict in training
     (``loss_classifier, loss_box_reg, loss_mask, loss_objectness, loss_rpn_box_reg,
     loss_densepose_S, loss_densepose_I, loss_densepose_UV``) and detections with
     ``boxes, labels, scores, masks, densepose`` in eval mode.
+
+    The parts are torchvision's Mask R-CNN parts (transform, RPN, box and mask heads) built
+    here directly, with every threshold from ``config``; the submodule names (and so the
+    state-dict keys) are those of torchvision's ``MaskRCNN``.
     """
 
     def __init__(self, backbone: nn.Module, *, config: Config):
         names = backbone.featmap_names
-        n_levels = len(names) + 1  # + the "pool" level used by the RPN
-        anchor = AnchorGenerator(sizes=tuple((s,) for s in (32, 64, 128, 256, 512)[:n_levels]) if n_levels == 5 else
-                                 ((32, 64, 128, 256, 512),) * n_levels,
-                                 aspect_ratios=((0.5, 1.0, 2.0),) * n_levels)
-        super().__init__(
-            backbone,
-            num_classes=None,  # one foreground class: the predictors below have 2 outputs
-            min_size=config.min_size,
-            max_size=config.max_size,
-            rpn_anchor_generator=anchor,
-            rpn_batch_size_per_image=config.rpn_batch_size_per_image,
-            box_roi_pool=MultiScaleRoIAlign(featmap_names=names, output_size=7, sampling_ratio=2),
-            box_head=TwoMLPHead(backbone.out_channels * 49, config.box_head_dim),
-            box_predictor=_box_predictor(config.box_head_dim),
-            mask_head=MaskRCNNHeads(backbone.out_channels, (config.mask_head_channels,) * config.mask_head_convs, 1),
-            mask_predictor=MaskRCNNPredictor(config.mask_head_channels, config.mask_head_channels, 2),
-            mask_roi_pool=MultiScaleRoIAlign(featmap_names=names, output_size=14, sampling_ratio=2),
-            box_batch_size_per_image=config.box_batch_size_per_image,
-            box_detections_per_img=config.box_detections_per_img,
-            box_score_thresh=config.box_score_thresh,
-        )
-        self.config = config
-        rh = self.roi_heads
-        nn.init.normal_(rh.mask_predictor.mask_fcn_logits.weight, std=0.001)  # small logits at the start
         c = backbone.out_channels
-        if config.head == "conv":
-            head = DensePoseConvHead(c, n_convs=config.head_convs, channels=config.head_channels)
-        else:
-            head = DensePoseDeepLabHead(c, n_convs=config.head_convs, channels=config.head_channels)
-        self.roi_heads = DensePoseRoIHeads(
-            rh.box_roi_pool, rh.box_head, rh.box_predictor,
-            0.5, 0.5, config.box_batch_size_per_image, 0.25, None,
-            config.box_score_thresh, 0.5, config.box_detections_per_img,
-            mask_roi_pool=rh.mask_roi_pool, mask_head=rh.mask_head, mask_predictor=rh.mask_predictor,
+        # Creation order = torchvision MaskRCNN's (box head, box predictor, mask head, mask
+        # predictor, RPN head), so that a seeded build draws the same initial weights.
+        box_head = TwoMLPHead(c * 49, config.box_head_dim)
+        box_predictor = FastRCNNPredictor(config.box_head_dim, N_CLASSES)
+        mask_head = MaskRCNNHeads(c, (config.mask_head_channels,) * config.mask_head_convs, 1)
+        mask_predictor = MaskRCNNPredictor(config.mask_head_channels, config.mask_head_channels, N_CLASSES)
+        rpn = _rpn(config, c, len(names) + 1)  # + the "pool" level used by the RPN
+        nn.init.normal_(mask_predictor.mask_fcn_logits.weight, std=0.001)  # small logits at the start
+        dp_head, dp_predictor = _densepose_branch(config, c)
+        roi_heads = DensePoseRoIHeads(
+            box_roi_pool=MultiScaleRoIAlign(featmap_names=names, output_size=7, sampling_ratio=2),
+            box_head=box_head,
+            box_predictor=box_predictor,
+            fg_iou_thresh=config.box_fg_iou_thresh,
+            bg_iou_thresh=config.box_bg_iou_thresh,
+            batch_size_per_image=config.box_batch_size_per_image,
+            positive_fraction=config.box_positive_fraction,
+            bbox_reg_weights=config.box_reg_weights,
+            score_thresh=config.box_score_thresh,
+            nms_thresh=config.box_nms_thresh,
+            detections_per_img=config.box_detections_per_img,
+            mask_roi_pool=MultiScaleRoIAlign(featmap_names=names, output_size=14, sampling_ratio=2),
+            mask_head=mask_head,
+            mask_predictor=mask_predictor,
             densepose_roi_pool=MultiScaleRoIAlign(featmap_names=names, output_size=ROI_SIZE, sampling_ratio=2),
-            densepose_head=head,
-            densepose_predictor=DensePosePredictor(head.out_channels, roi_size=ROI_SIZE, heatmap_size=config.heatmap_size,
-                                                   sigma_min=config.sigma_min, alpha_min=config.alpha_min),
+            densepose_head=dp_head,
+            densepose_predictor=dp_predictor,
             dp_fg_iou=config.dp_fg_iou,
             dp_max_rois=config.dp_max_rois_per_image,
-            loss_weights={"mask_weight": config.mask_weight, "part_weight": config.part_weight, "uv_weight": config.uv_weight},
+            loss_weights={"mask_weight": config.mask_weight, "part_weight": config.part_weight,
+                          "uv_weight": config.uv_weight},
         )
+        transform = GeneralizedRCNNTransform(min_size=config.min_size, max_size=config.max_size,
+                                             image_mean=IMAGE_MEAN, image_std=IMAGE_STD)
+        super().__init__(backbone=backbone, rpn=rpn, roi_heads=roi_heads, transform=transform)
+        self.config = config
 
 
 def build_model(config: Config | None = None, *, weights: str | os.PathLike | None = None) -> DensePoseRCNN:
