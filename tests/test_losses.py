@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from densemap_models.heads import DensePoseOutput, DensePosePredictor
-from densemap_models.losses import (RoITargets, densepose_losses, gaussian_nll, roi_targets, sample_points,
+from densemap_models.losses import (RoITargets, densepose_losses, gaussian_nll, roi_targets, sample_maps,
                                     scaled_cross_entropy)
 
 
@@ -61,18 +61,29 @@ def test_gaussian_nll_optimal_sigma_is_the_error():
     assert abs(s.grad.item()) < 1e-5
 
 
+def test_gaussian_nll_small_sigma_is_not_clamped():
+    # torch's gaussian_nll_loss clamps the variance at eps (1e-6 by default): not here
+    for dtype in (torch.float32, torch.float64):
+        sig = torch.tensor([1e-4, 1e-6], dtype=dtype)
+        err = torch.tensor([2e-4, 3e-6], dtype=dtype)
+        got = gaussian_nll(0.5 + err, torch.full((2,), 0.5, dtype=dtype), sig, reduction="none")
+        expected = [0.5 * math.log(2 * math.pi) + math.log(s) + 0.5 * (e / s) ** 2 for s, e in
+                    zip(sig.tolist(), (0.5 + err - 0.5).tolist())]
+        assert got.tolist() == pytest.approx(expected, rel=1e-5)
+
+
 def test_gaussian_nll_rejects_bad_reduction():
     with pytest.raises(ValueError, match="unknown reduction 'max'"):
         gaussian_nll(torch.zeros(2), torch.zeros(2), torch.ones(2), reduction="max")
 
 
-def test_sample_points_bilinear():
+def test_sample_maps_bilinear():
     maps = torch.arange(16.0).reshape(1, 1, 4, 4)  # value = 4 * row + col
     xy = torch.tensor([[0.125, 0.125], [0.25, 0.375], [0.5, 0.5], [0.999, 0.999]])
-    got = sample_points(maps, torch.zeros(4, dtype=torch.long), xy)[:, 0]
+    got = sample_maps(maps, torch.zeros(4, dtype=torch.long), xy)[:, 0]
     # pixel centres at (i + 0.5) / 4: (0.125, 0.125) -> pixel (0, 0); x = 0.5 -> col 1.5
     assert got.tolist() == pytest.approx([0.0, 4 * 1.0 + 0.5, 4 * 1.5 + 1.5, 15.0], abs=1e-5)
-    ch = sample_points(torch.cat([maps, 2 * maps], 1), torch.zeros(1, dtype=torch.long), xy[2:3], torch.tensor([1]))
+    ch = sample_maps(torch.cat([maps, 2 * maps], 1), torch.zeros(1, dtype=torch.long), xy[2:3], torch.tensor([1]))
     assert ch.item() == pytest.approx(2 * 7.5)
 
 
@@ -105,10 +116,10 @@ def test_densepose_losses_non_empty_and_uv_uses_gt_chart():
     losses = densepose_losses(out, t, mask_weight=1.0, part_weight=1.0, uv_weight=1.0)
     assert all(torch.isfinite(v) for v in losses.values())
     # hand recomputation of the UV term from the sampled channels
-    u = sample_points(out.u, t.point_roi, t.point_xy, t.point_i)
-    v = sample_points(out.v, t.point_roi, t.point_xy, t.point_i)
-    su = sample_points(out.sigma_u, t.point_roi, t.point_xy, t.point_i)
-    sv = sample_points(out.sigma_v, t.point_roi, t.point_xy, t.point_i)
+    u = sample_maps(out.u, t.point_roi, t.point_xy, t.point_i)
+    v = sample_maps(out.v, t.point_roi, t.point_xy, t.point_i)
+    su = sample_maps(out.sigma_u, t.point_roi, t.point_xy, t.point_i)
+    sv = sample_maps(out.sigma_v, t.point_roi, t.point_xy, t.point_i)
     ref = sum(math.log(2 * math.pi) + math.log(a) + math.log(b) + 0.5 * ((x - p) / a) ** 2 + 0.5 * ((y - q) / b) ** 2
               for a, b, x, y, (p, q) in zip(su.tolist(), sv.tolist(), u.tolist(), v.tolist(), t.point_uv.tolist()))
     assert losses["loss_densepose_UV"].item() == pytest.approx(ref, rel=1e-5)
