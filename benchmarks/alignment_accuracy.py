@@ -27,8 +27,7 @@ import numpy as np
 from densemap.data import chimp_to_human_ground_truth, reference_chimp, reference_human
 from densemap.descriptors import normalize_descriptors, part_descriptors
 from densemap.geodesics import GeodesicSolver
-from densemap.mapping import match_descriptors, shared_time_step
-from densemap.refine import refine_maps
+from densemap.mapping import match_descriptors, refine_maps, shared_time_step
 
 
 def gt_distance_table(human, face, bary):

@@ -6,7 +6,7 @@
 
 1. **Rasteriser.** The reference human and chimp (posed at random), 320 x 320, one
    camera framing the body. Per frame: face id + barycentrics + depth.
-   * torch: :func:`densemap.render.rasterize` (CPU, float64, one thread, back faces culled);
+   * torch: :func:`densemap.synth.raster.rasterize` (CPU, float64, one thread, back faces culled);
    * VTK: pyvista off-screen, face ids encoded as flat cell colours (no lighting, no
      anti-aliasing), read back from the frame buffer, then the same exact ray-triangle
      barycentrics for the hit pixels (numpy). The render window is reused and only the
@@ -38,12 +38,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def scene_for(species: str, seed: int, size: int):
-    from densemap.synth import _assets, _camera, _place_instances
+    from densemap.synth.scene import _camera, _place_instances, species_assets
 
     rng = np.random.default_rng(seed)
     verts, _ = _place_instances(species, rng, 1, 1.0)
     cam = _camera(rng, verts, size, size)
-    return verts[0], _assets(species)["faces"], cam
+    return verts[0], species_assets(species)["faces"], cam
 
 
 def ray_bary(V, F, cam, face):
@@ -119,7 +119,7 @@ class VTKIds:
 def bench_raster(species_list, size, frames, vtk: bool):
     import torch
 
-    from densemap.render import rasterize
+    from densemap.synth.raster import rasterize
 
     torch.set_num_threads(1)
     rows = []

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from .options import library_errors, resolve_device, verbosity
+from .options import device_option, library_errors, resolve_device, threads_option, verbosity
 
 
 @click.command("eval")
@@ -21,22 +21,18 @@ from .options import library_errors, resolve_device, verbosity
               help="Lowest GPS threshold (0.2 = DensePose's relaxed APex).")
 @click.option("-o", "--out", type=click.Path(file_okay=False), default=None,
               help="Folder for metrics.json and reliability.png (default: next to the checkpoint).")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
-@click.option("--threads", type=click.IntRange(min=1), default=None, help="torch CPU threads.")
+@device_option("inference")
+@threads_option
 @click.pass_context
 @library_errors
 def eval_(ctx, ckpt, data, images, target, classes, min_iou, out, device, threads):
     """Evaluate CKPT on a COCO DensePose set: box AP, mask AP, DensePose AP with GPS and GPSm
     (per-part kappa, thresholds MIN_IOU:0.95, 20 detections per image) and a calibration table."""
-    import torch
-
     from densemap_models.datasets import resolve_data
     from densemap_models.evaluate import evaluate, reliability_plot
     from densemap_models.train import load_checkpoint
 
-    if threads:
-        torch.set_num_threads(threads)
-    dev = resolve_device(device)
+    dev = resolve_device(device, threads)
     model, config, _ = load_checkpoint(ckpt, device=dev)
     js, root = resolve_data(data, images)
     cls = [c.strip() for c in classes.split(",")] if classes else ()

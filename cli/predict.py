@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from .options import library_errors, resolve_device, verbosity
+from .options import device_option, library_errors, resolve_device, threads_option, verbosity
 
 
 @click.command("predict")
@@ -12,20 +12,16 @@ from .options import library_errors, resolve_device, verbosity
 @click.argument("images", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
 @click.option("-o", "--out", required=True, type=click.Path(file_okay=False), help="Output folder.")
 @click.option("--score-thresh", type=click.FloatRange(0, 1), default=0.5, show_default=True)
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
-@click.option("--threads", type=click.IntRange(min=1), default=None, help="torch CPU threads.")
+@device_option("inference")
+@threads_option
 @click.pass_context
 @library_errors
 def predict(ctx, ckpt, images, out, score_thresh, device, threads):
     """Write NAME_iuv.png, NAME_overlay.png and results.json (DensePose challenge uv_data) for IMAGES."""
-    import torch
-
     from densemap_models.predict import predict_images
     from densemap_models.train import load_checkpoint
 
-    if threads:
-        torch.set_num_threads(threads)
-    dev = resolve_device(device)
+    dev = resolve_device(device, threads)
     model, _, _ = load_checkpoint(ckpt, device=dev)
     path = predict_images(model, images, out, device=dev, score_thresh=score_thresh, progress=verbosity(ctx) > 0)
     if verbosity(ctx) > 0:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .options import library_errors, resolve_device, verbosity
+from .options import device_option, library_errors, resolve_device, threads_option, verbosity
 
 
 @click.command("pseudo-label")
@@ -24,8 +24,8 @@ from .options import library_errors, resolve_device, verbosity
               help="Keep detections with at least this score.")
 @click.option("--category", default="chimp", show_default=True, help="Category name written for the detections.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the uniform sampling.")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
-@click.option("--threads", type=click.IntRange(min=1), default=None, help="torch CPU threads.")
+@device_option("the teacher")
+@threads_option
 @click.pass_context
 @library_errors
 def pseudo_label(ctx, ckpt, images_dir, out, strategy, k, score_min, category, seed, device, threads):
@@ -36,14 +36,10 @@ def pseudo_label(ctx, ckpt, images_dir, out, strategy, k, score_min, category, s
     --images. A student starts from the teacher (`densemap train --init CKPT ...`); see
     docs/self-training.md for the training data it needs.
     """
-    import torch
-
     from densemap_models.pseudo_labels import list_images, pseudo_label as run
     from densemap_models.train import load_checkpoint
 
-    if threads:
-        torch.set_num_threads(threads)
-    dev = resolve_device(device)
+    dev = resolve_device(device, threads)
     model, _, _ = load_checkpoint(ckpt, device=dev)
     paths = list_images(images_dir)
     data = run(model, paths, strategy=strategy, k=k, score_min=score_min, device=dev, seed=seed, root=images_dir,

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 
 from .options import library_errors, verbosity
@@ -23,37 +21,10 @@ def show_annotations(ctx, annotations, image_id, out_png, images_dir):
 
     Writes four panels side by side. Without the image file the labels are drawn on grey.
     """
-    import numpy as np
+    from densemap.synth.overlay import draw_annotation_file
 
-    from densemap.annotation.coco import read_coco
-    from densemap.synth import draw_annotations
-    from densemap.viz import write_png
-
-    data = read_coco(annotations)
-    images = {im.get("id"): im for im in data.get("images", [])}
-    if image_id is None:
-        with_anns = [a.get("image_id") for a in data["annotations"] if a.get("image_id") in images]
-        if not with_anns:
-            raise click.ClickException(f"{annotations}: no annotation refers to an image")
-        image_id = with_anns[0]
-    if image_id not in images:
-        some = sorted(k for k in images if isinstance(k, int))[:5]
-        raise click.ClickException(f"{annotations}: no image with id {image_id} (ids start {some})")
-    info = images[image_id]
-    anns = [a for a in data["annotations"] if a.get("image_id") == image_id]
-    base = Path(annotations).parent
-    dirs = [Path(images_dir)] if images_dir else [base / "images", base]
-    name = info.get("file_name")
-    path = next((d / name for d in dirs if name and (d / name).is_file()), None)
-    if path is not None:
-        from PIL import Image
-
-        image = np.asarray(Image.open(path).convert("RGB"))
-    else:
-        click.echo(f"{info.get('file_name')}: image file not found in {[str(d) for d in dirs]}; drawing on grey",
-                   err=True)
-        image = np.full((int(info["height"]), int(info["width"]), 3), 128, np.uint8)
-    write_png(draw_annotations(image, anns), out_png)
-    n = sum(len(a.get("dp_x", [])) for a in anns)
+    drawn = draw_annotation_file(annotations, out_png, image_id=image_id, images_dir=images_dir)
+    if drawn.image_file is None:
+        click.echo(f"image {drawn.image_id}: image file not found in {drawn.searched}; drew on grey", err=True)
     if verbosity(ctx) > 0:
-        click.echo(f"{out_png}: image {image_id}, {len(anns)} instances, {n} points", err=True)
+        click.echo(f"{out_png}: image {drawn.image_id}, {drawn.instances} instances, {drawn.points} points", err=True)

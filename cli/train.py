@@ -6,7 +6,7 @@ import logging
 
 import click
 
-from .options import library_errors, resolve_device, verbosity
+from .options import device_option, library_errors, resolve_device, threads_option, verbosity
 
 
 @click.command("train")
@@ -34,8 +34,8 @@ from .options import library_errors, resolve_device, verbosity
 @click.option("--init", type=click.Path(exists=True, dir_okay=False), default=None, help="Initial weights (checkpoint).")
 @click.option("--resume", is_flag=True, help="Continue OUT/last.pt exactly.")
 @click.option("--max-minutes", type=click.FloatRange(min=0), default=None, help="Stop (resumably) after this long.")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
-@click.option("--threads", type=click.IntRange(min=1), default=None, help="torch CPU threads.")
+@device_option("training")
+@threads_option
 @click.pass_context
 @library_errors
 def train(ctx, data, images, extra, pseudo, pseudo_images, out, config_path, overrides, classes, backbone_weights, uv_symmetry, init,
@@ -44,13 +44,9 @@ def train(ctx, data, images, extra, pseudo, pseudo_images, out, config_path, ove
 
     Multi-GPU: torchrun --nproc_per_node=8 -m densemap.cli.main train ... (see docs/training.md).
     """
-    import torch
-
     from densemap_models.config import apply_overrides, load_config
     from densemap_models.train import train as run
 
-    if threads:
-        torch.set_num_threads(threads)
     config = load_config(config_path, overrides)
     extra_kw = {}
     if classes:
@@ -64,7 +60,7 @@ def train(ctx, data, images, extra, pseudo, pseudo_images, out, config_path, ove
         logging.getLogger("densemap_models").setLevel(logging.DEBUG)
     result = run(config, data=data, out=out, images=images, extra_annotations=extra,
                  pseudo=[(p, pseudo_images) for p in pseudo], init=init, resume=resume,
-                 max_minutes=max_minutes, device=resolve_device(device), progress=verbosity(ctx) > 0)
+                 max_minutes=max_minutes, device=resolve_device(device, threads), progress=verbosity(ctx) > 0)
     if verbosity(ctx) > 0:
         state = "finished" if result.finished else "stopped (continue with --resume)"
         losses = ", ".join(f"{k}={v:.3f}" for k, v in result.last_losses.items())

@@ -1,15 +1,16 @@
 """densemap: carry dense-pose knowledge from humans to proximal animals.
 
-The light core (meshes, parts, errors) is imported eagerly; modules that need torch
-(geodesics, descriptors, mapping) are imported on first use, so ``import densemap``
-and ``densemap --help`` stay fast.
+The light core (meshes, parts, errors) is imported eagerly; everything else is imported
+on first use of its name, so ``import densemap`` and ``densemap --help`` stay fast (and
+torch is imported only by the names that need it). See ``docs/architecture.md`` for the
+layers and where each concept lives.
 """
 
 from importlib import import_module
 
-from .errors import AnnotationError, DensemapError, GLBackendError, MeshError, PartError
+from .errors import AnnotationError, AtlasError, DensemapError, GLBackendError, MeshError, PartError, RigError
 from .mesh import Mesh, MeshReport, check_mesh, load_mesh, save_mesh
-from .parts import PartLabels, load_parts, match_parts, save_parts
+from .parts import PartLabels, face_labels, load_parts, match_parts, part_adjacency, save_parts
 
 __version__ = "0.1.0"
 
@@ -18,18 +19,23 @@ _LAZY = {
     "GeodesicSolver": "geodesics",
     "geodesic_distances": "geodesics",
     "part_descriptors": "descriptors",
-    "Alignment": "alignment",
+    "mesh_laplacian": "laplacian",
+    "Alignment": "mapping",
+    "Aligner": "mapping",
     "VertexMap": "mapping",
     "align": "mapping",
+    "run_align": "mapping",
     "transfer": "mapping",
-    "map_quality": "quality",
-    "load_alignment": "alignment",
+    "map_quality": "mapping",
+    "load_alignment": "mapping",
     "match_descriptors": "mapping",
-    "refine_maps": "refine",
-    "refine_map": "refine",
+    "refine_maps": "mapping",
+    "refine_map": "mapping",
     "ChartAtlas": "charts",
-    "build_atlas": "flatten",
+    "build_atlas": "charts",
+    "load_atlas": "charts",
     "reference_atlas": "charts",
+    "reference": "data",
     "reference_human": "data",
     "reference_chimp": "data",
 }
@@ -40,6 +46,8 @@ __all__ = [
     "MeshError",
     "PartError",
     "AnnotationError",
+    "AtlasError",
+    "RigError",
     "GLBackendError",
     "Mesh",
     "MeshReport",
@@ -50,6 +58,8 @@ __all__ = [
     "load_parts",
     "save_parts",
     "match_parts",
+    "face_labels",
+    "part_adjacency",
     *_LAZY,
 ]
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import math
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
-from contextlib import contextmanager
 from typing import Callable, Literal, get_args
 
 import numpy as np
@@ -20,14 +19,15 @@ import scipy.sparse as sp
 import torch
 from scipy.sparse.csgraph import connected_components
 
+from ._factor import FactorBackend, factor, torch_threads
+from ._mmp import exact_init, exact_one
 from ._validate import check_choice
 from .errors import MeshError
+from .laplacian import LaplacianKind, cotan_laplacian, mesh_laplacian
 
 __all__ = ["GeodesicSolver", "geodesic_distances", "length_scale", "default_time_step", "cotan_laplacian"]
 
 Method = Literal["heat", "potpourri3d", "exact"]
-LaplacianKind = Literal["cotan", "robust"]
-Backend = Literal["auto", "cholespy", "scipy"]
 
 # Default Laplacian, chosen by relative Frobenius error against exact (MMP) geodesics,
 # t = h^2, 16 random sources (benchmarks/geodesics.py):
@@ -42,8 +42,7 @@ Backend = Literal["auto", "cholespy", "scipy"]
 # vs our 4.1 %); the cotan L in the Poisson step instead changed nothing (3.77 vs 3.71 %).
 DEFAULT_LAPLACIAN: LaplacianKind = "robust"
 
-DENSE_MAX_VERTICES = 20000  # dense="auto" uses dense factors on CUDA up to this size
-_CUDA_MAX_RHS = 128  # cholespy's CUDA solve takes at most 128 right-hand sides
+DENSE_FACTOR_MAX_VERTICES = 20000  # dense="auto" uses dense Cholesky factors on CUDA up to this size
 _CPU_FACE_BLOCK = 512  # faces per block of the CPU divergence (temporaries ~1 MB)
 
 
@@ -86,24 +85,6 @@ def _components(v: np.ndarray, f: np.ndarray, mesh) -> np.ndarray:
     return connected_components(adj, directed=False)[1].astype(np.int64)
 
 
-def cotan_laplacian(vertices: np.ndarray, faces: np.ndarray) -> tuple[sp.csr_matrix, np.ndarray]:
-    """(V, V) PSD cotan Laplacian ``L[i, j] = -(cot a + cot b) / 2`` and (V,) barycentric mass."""
-    v, f, n = vertices, faces, len(vertices)
-    rows, cols, vals = [], [], []
-    for i in range(3):
-        j, k = (i + 1) % 3, (i + 2) % 3
-        a, b = v[f[:, j]] - v[f[:, i]], v[f[:, k]] - v[f[:, i]]
-        # cot of the angle at corner i, which weighs the opposite edge (j, k)
-        cot = np.einsum("ij,ij->i", a, b) / np.maximum(np.linalg.norm(np.cross(a, b), axis=1), 1e-300)
-        rows += [f[:, j], f[:, k]]
-        cols += [f[:, k], f[:, j]]
-        vals += [-0.5 * cot, -0.5 * cot]
-    off = sp.coo_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n, n)).tocsr()
-    lap = (off - sp.diags(np.asarray(off.sum(axis=1)).ravel())).tocsr()
-    area = 0.5 * np.linalg.norm(np.cross(v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]]), axis=1)
-    return lap, np.bincount(f.ravel(), weights=np.repeat(area / 3.0, 3), minlength=n)
-
-
 def _check_sources(sources, n: int) -> np.ndarray:
     """Validate vertex indices, naming the first offender; returns (S,) int64."""
     if isinstance(sources, torch.Tensor):
@@ -125,110 +106,6 @@ def _check_sources(sources, n: int) -> np.ndarray:
     if len(bad):
         raise MeshError(f"sources[{bad[0]}] = {int(s[bad[0]])} but the mesh has {n} vertices")
     return s.astype(np.int64)
-
-
-# ----------------------------------------------------------------------------- linear solvers
-class _Cholespy:
-    """Sparse Cholesky through cholespy (CHOLMOD on CPU, cuSPARSE on CUDA)."""
-
-    def __init__(self, a: sp.coo_matrix, device: torch.device, dtype: torch.dtype):
-        import cholespy
-
-        cls = cholespy.CholeskySolverD if dtype == torch.float64 else cholespy.CholeskySolverF
-        ii, jj = a.row.astype(np.int32), a.col.astype(np.int32)
-        x = a.data.astype(np.float64 if dtype == torch.float64 else np.float32)
-        self.cuda = device.type == "cuda"
-        if self.cuda:
-            ii, jj, x = (torch.from_numpy(z).to(device) for z in (ii, jj, x))
-        self.solver = cls(a.shape[0], ii, jj, x, cholespy.MatrixType.COO)
-
-    def solve(self, b: torch.Tensor, x: torch.Tensor) -> None:
-        if not self.cuda:
-            self.solver.solve(b, x)  # releases the GIL: worker threads solve concurrently
-            return
-        for j in range(0, b.shape[1], _CUDA_MAX_RHS):
-            xj = torch.empty_like(b[:, j : j + _CUDA_MAX_RHS])
-            self.solver.solve(b[:, j : j + _CUDA_MAX_RHS].contiguous(), xj)
-            x[:, j : j + _CUDA_MAX_RHS] = xj
-
-
-def _factor(a: sp.spmatrix, backend: str, dense: bool, device, dtype) -> Callable:
-    """Factorise the SPD matrix ``a`` once; returns ``solve(b, x)``: x = a^-1 b for (V, c) tensors."""
-    a = sp.coo_matrix(a)
-    if dense:  # dense Cholesky: fastest on a GPU for meshes of up to ~20k vertices
-        chol = torch.linalg.cholesky(torch.as_tensor(a.toarray(), dtype=dtype, device=device))
-        return lambda b, x: torch.cholesky_solve(b, chol, out=x)
-    if backend != "scipy":
-        try:
-            return _Cholespy(a, device, dtype).solve
-        except ImportError:  # cholespy is a dependency, but keep working without it
-            if backend == "cholespy":
-                raise ImportError("solver='cholespy' needs the cholespy package: pip install cholespy") from None
-    from scipy.sparse.linalg import splu  # SuperLU on the CPU (CUDA data makes a round trip)
-
-    lu = splu(a.tocsc(), permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.0, options=dict(SymmetricMode=True))
-    return lambda b, x: x.copy_(torch.from_numpy(lu.solve(b.detach().cpu().double().numpy())))
-
-
-@contextmanager
-def _torch_threads(n: int | None):
-    """Set torch's intra-op threads (process-wide, like threadpoolctl) for a while.
-
-    The CPU heat method runs one pipeline per core in Python threads; the torch
-    kernels inside them must not each start an OpenMP team on top."""
-    prev = torch.get_num_threads()
-    torch.set_num_threads(n or prev)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(prev)
-
-
-# ----------------------------------------------------------------------------- exact (MMP) workers
-_EXACT: dict = {}  # per process: mesh arrays, components, one algorithm per component
-
-
-def _exact_init(v: np.ndarray, f: np.ndarray, comp: np.ndarray) -> None:
-    kind = None
-    for kind in ("pygeodesic", "gdist"):
-        try:
-            __import__(kind)
-            break
-        except Exception:  # gdist can also fail with a binary-incompatibility ValueError
-            kind = None
-    if kind is None:
-        raise ImportError("method='exact' needs pygeodesic (or gdist): pip install densemap[exact]")
-    _EXACT.clear()
-    _EXACT.update(kind=kind, v=v, f=f, comp=comp, algos={})
-
-
-def _exact_one(s: int) -> np.ndarray:
-    """Exact distances from vertex s, computed on its component alone (pygeodesic
-    returns garbage, sometimes an OverflowError, for unreachable vertices)."""
-    v, f, comp, algos = _EXACT["v"], _EXACT["f"], _EXACT["comp"], _EXACT["algos"]
-    c = comp[s]
-    if c not in algos:
-        verts = np.flatnonzero(comp == c)
-        local = np.full(len(v), -1)
-        local[verts] = np.arange(len(verts))
-        faces = local[f[comp[f[:, 0]] == c]]
-        algo = (v[verts], faces.astype(np.int32))
-        if _EXACT["kind"] == "pygeodesic" and len(faces):
-            from pygeodesic.geodesic import PyGeodesicAlgorithmExact
-
-            algo = PyGeodesicAlgorithmExact(v[verts], faces)
-        algos[c] = (verts, local, algo)
-    verts, local, algo = algos[c]
-    out = np.full(len(v), np.inf)
-    if len(verts) == 1:  # a vertex used by no face
-        out[s] = 0.0
-    elif _EXACT["kind"] == "pygeodesic":
-        out[verts] = algo.geodesicDistances(np.array([local[s]], dtype=np.int64))[0]
-    else:
-        import gdist
-
-        out[verts] = gdist.compute_gdist(*algo, source_indices=np.array([local[s]], dtype=np.int32))
-    return out
 
 
 # ----------------------------------------------------------------------------- solver
@@ -279,11 +156,11 @@ class GeodesicSolver:
     def __init__(self, mesh, *, method: Method = "heat", device=None, t: float | None = None,
                  t_scale: float = 1.0, laplacian: LaplacianKind = DEFAULT_LAPLACIAN,
                  dtype: torch.dtype = torch.float64, memory_budget: float = 2e9,
-                 dense: Literal["auto"] | bool = "auto", solver: Backend = "auto", n_jobs: int = 1,
+                 dense: Literal["auto"] | bool = "auto", solver: FactorBackend = "auto", n_jobs: int = 1,
                  n_threads: int | None = None, max_chunk: int | None = None):  # fmt: skip
         check_choice("method", method, get_args(Method))
         check_choice("laplacian", laplacian, get_args(LaplacianKind))
-        check_choice("solver", solver, get_args(Backend))
+        check_choice("solver", solver, get_args(FactorBackend))
         check_choice("dense", dense, ["auto", True, False])
         if dtype not in (torch.float64, torch.float32):
             raise ValueError(f"unknown dtype {dtype}; expected one of [torch.float64, torch.float32]")
@@ -310,7 +187,7 @@ class GeodesicSolver:
         self.dense = False
         if method == "heat":
             if dense == "auto":
-                dense = cuda and V <= DENSE_MAX_VERTICES and 24 * V * V < torch.cuda.mem_get_info(self.device)[0] / 2
+                dense = cuda and V <= DENSE_FACTOR_MAX_VERTICES and 24 * V * V < torch.cuda.mem_get_info(self.device)[0] / 2
             self.dense = bool(dense)
             self._setup_heat(comp, solver)
         elif method == "potpourri3d":
@@ -323,13 +200,7 @@ class GeodesicSolver:
     # ------------------------------------------------------------------ heat method
     def _setup_heat(self, comp: np.ndarray, solver: str) -> None:
         v, f, dev = self.vertices, self.faces, self.device
-        if self.laplacian == "robust":
-            import robust_laplacian
-
-            lap, m = robust_laplacian.mesh_laplacian(v, f)
-            mass = np.asarray(m.diagonal(), dtype=np.float64)
-        else:
-            lap, mass = cotan_laplacian(v, f)
+        lap, mass = mesh_laplacian(v, f, self.laplacian)
         # vertices used by no face have no mass: give them some so that both
         # matrices stay positive definite (they are components of their own anyway)
         mass = np.where(mass > 0, mass, mass[mass > 0].mean())
@@ -339,8 +210,8 @@ class GeodesicSolver:
         pins = np.unique(comp, return_index=True)[1]
         pin = np.zeros(len(v))
         pin[pins] = mass[pins]
-        self._heat_solve = _factor(sp.diags(mass) + self.t * lap, solver, self.dense, dev, torch.float64)
-        self._poisson_solve = _factor(lap + sp.diags(pin), solver, self.dense, dev, self.dtype)
+        self._heat_solve = factor(sp.diags(mass) + self.t * lap, solver, self.dense, dev, torch.float64)
+        self._poisson_solve = factor(lap + sp.diags(pin), solver, self.dense, dev, self.dtype)
 
         # Gradient and divergence, hand-written per face (extrinsic, as in Crane et al.):
         # grad phi_i = n x e_i / (2 A) for the edge e_i opposite corner i. With the
@@ -454,9 +325,9 @@ class GeodesicSolver:
         if self.method == "potpourri3d":
             rows = [self._pp.compute_distance(int(s)) for s in src]
         elif self._pool is not None:
-            rows = list(self._pool.map(_exact_one, src.tolist(), chunksize=max(1, len(src) // (4 * self.n_jobs))))
+            rows = list(self._pool.map(exact_one, src.tolist(), chunksize=max(1, len(src) // (4 * self.n_jobs))))
         else:
-            rows = [_exact_one(int(s)) for s in src]
+            rows = [exact_one(int(s)) for s in src]
         d = torch.as_tensor(np.stack(rows, axis=1), dtype=self.dtype, device=self.device)
         if self._comp is not None:
             s = torch.as_tensor(src, device=self.device)
@@ -471,15 +342,15 @@ class GeodesicSolver:
         bar = tqdm(total=len(src), desc=desc, unit="src", disable=not progress)
         if self.method == "exact":
             args = (self.vertices, self.faces, self._comp_np)
-            _exact_init(*args)  # here too: fails early when no backend is installed
+            exact_init(*args)  # here too: fails early when no backend is installed
             if self.n_jobs > 1:
                 import multiprocessing as mp
 
                 # spawn, not fork: forking a process that runs OpenMP threads can hang
-                self._pool = ProcessPoolExecutor(self.n_jobs, mp.get_context("spawn"), _exact_init, args)
+                self._pool = ProcessPoolExecutor(self.n_jobs, mp.get_context("spawn"), exact_init, args)
         split = self.method == "heat" and self.device.type == "cpu" and self.n_threads > 1
         try:
-            with _torch_threads(1 if split else None):
+            with torch_threads(1 if split else None):
                 for i0 in range(0, len(src), step):
                     i1 = min(i0 + step, len(src))
                     if self.method == "heat":

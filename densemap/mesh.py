@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -18,9 +17,11 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
+from ._io import atomic_path
 from .errors import MeshError
 
-__all__ = ["Mesh", "MeshReport", "load_mesh", "save_mesh", "check_mesh", "check_connected", "atomic_path", "MESH_SUFFIXES"]
+__all__ = ["Mesh", "MeshReport", "load_mesh", "save_mesh", "check_mesh", "check_connected", "mesh_info", "read_obj",
+           "MESH_SUFFIXES"]
 
 MESH_SUFFIXES = (".obj", ".ply", ".off", ".stl", ".glb")
 
@@ -268,6 +269,37 @@ def check_mesh(mesh: Mesh, *, area_tol: float = 1e-12) -> MeshReport:
     )
 
 
+def mesh_info(mesh: Mesh, parts=None, charts=None) -> dict:
+    """Statistics of a mesh (what ``densemap info`` prints): sizes, health, area, edge length.
+
+    ``parts`` / ``charts`` (:class:`~densemap.parts.PartLabels`) add their counts.
+
+    Examples
+    --------
+    >>> from densemap.data import reference
+    >>> info = mesh_info(*reference("chimp"))
+    >>> info["vertices"], info["components"], info["closed_manifold"], info["parts"], info["charts"]
+    (7049, 1, True, 32, 24)
+    """
+    rep = check_mesh(mesh)
+    out = {
+        "vertices": mesh.n_vertices,
+        "faces": mesh.n_faces,
+        "components": rep.n_components,
+        "closed_manifold": rep.is_closed_manifold,
+        "area": mesh.area,
+        "bbox_diagonal": mesh.bounding_box_diagonal,
+        "mean_edge_length": float(mesh.edge_lengths.mean()) if len(mesh.edges) else 0.0,
+        "check": rep.summary(),
+    }
+    if parts is not None:
+        out["parts"] = parts.n_parts
+        out["unlabelled_vertices"] = int((parts.labels < 0).sum())
+    if charts is not None:
+        out["charts"] = charts.n_parts
+    return out
+
+
 def check_connected(mesh: Mesh) -> None:
     """Raise :class:`MeshError` naming the components when ``mesh`` is not connected."""
     if mesh.n_components > 1:
@@ -427,34 +459,6 @@ def load_mesh(path: str | os.PathLike) -> Mesh:
     if vuv is not None and len(vuv) == len(loaded.vertices):
         uv = np.asarray(vuv, dtype=np.float64)[np.asarray(loaded.faces)]
     return Mesh(np.asarray(loaded.vertices), np.asarray(loaded.faces), uv, name=str(path))
-
-
-class atomic_path:
-    """Context manager yielding a temporary path beside ``path``; renamed onto it on success.
-
-    Nothing is left half-written: on error the temporary file is removed.
-    """
-
-    def __init__(self, path: str | os.PathLike):
-        self.path = Path(path)
-
-    def __enter__(self) -> Path:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=self.path.suffix, dir=self.path.parent)
-        os.close(fd)
-        self.tmp = Path(tmp)
-        return self.tmp
-
-    def __exit__(self, exc_type, exc, tb):
-        if exc_type is None:
-            # mkstemp makes the file private (0600); give it the usual mode for new files
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(self.tmp, 0o666 & ~umask)
-            os.replace(self.tmp, self.path)
-        else:
-            self.tmp.unlink(missing_ok=True)
-        return False
 
 
 def save_mesh(mesh: Mesh, path: str | os.PathLike) -> Path:

@@ -20,10 +20,12 @@ from typing import Sequence
 
 import numpy as np
 
-from .errors import PartError
-from .mesh import Mesh, atomic_path, read_obj
+from ._io import atomic_path
+from .errors import MeshError, PartError
+from .mesh import Mesh, read_obj
 
-__all__ = ["PartLabels", "load_parts", "save_parts", "match_parts", "labels_from_face_groups"]
+__all__ = ["PartLabels", "load_parts", "save_parts", "match_parts", "labels_from_face_groups", "face_labels",
+           "part_adjacency"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -151,6 +153,80 @@ def labels_from_face_groups(n_vertices: int, faces: np.ndarray, face_groups: np.
     return lab
 
 
+def face_labels(faces, labels) -> np.ndarray:
+    """Label of each face from per-vertex labels: the majority of its three corners.
+
+    The one face-majority rule of densemap (atlases, pictures and synthetic skin all use
+    it): a label held by two or three corners wins; when all three differ the **lowest**
+    label wins; unlabelled corners (``-1``) do not vote, and a face with no labelled
+    corner gets ``-1``.
+
+    Parameters
+    ----------
+    faces : (F, 3) int
+    labels : (V,) int
+
+    Returns
+    -------
+    (F,) int
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> face_labels(np.array([[0, 1, 2], [0, 1, 3], [2, 3, 4]]), np.array([7, 5, -1, 5, -1]))
+    array([ 5,  5, -1])
+    """
+    lab = np.asarray(labels, dtype=np.int64)[np.asarray(faces)]
+    out = -np.ones(len(lab), np.int64)
+    best = np.zeros(len(lab), np.int64)
+    for k in range(3):
+        votes = (lab == lab[:, k : k + 1]).sum(axis=1)
+        better = (lab[:, k] >= 0) & ((votes > best) | ((votes == best) & (lab[:, k] < out)))
+        out[better], best[better] = lab[better, k], votes[better]
+    return out
+
+
+def part_adjacency(mesh: Mesh, parts: PartLabels):
+    """The part adjacency graph: parts are nodes, two parts sharing a mesh edge are joined.
+
+    Parameters
+    ----------
+    mesh : Mesh
+    parts : PartLabels
+        One label per vertex of ``mesh``.
+
+    Returns
+    -------
+    networkx.Graph
+        Nodes are part names (with attribute ``index``); each edge has ``length``, the
+        total length of the mesh edges between the two parts, and ``edges``, their count.
+
+    Examples
+    --------
+    >>> from densemap.data import reference
+    >>> g = part_adjacency(*reference("human")[:2])
+    >>> g.has_edge("face", "neck"), g.has_edge("face", "foot_sole_left")
+    (True, False)
+    """
+    import networkx as nx
+
+    parts.check_mesh(mesh)
+    e = mesh.edges
+    la, lb = parts.labels[e[:, 0]], parts.labels[e[:, 1]]
+    cut = (la != lb) & (la >= 0) & (lb >= 0)
+    a, b = np.minimum(la[cut], lb[cut]), np.maximum(la[cut], lb[cut])
+    key = a * parts.n_parts + b
+    uniq, inv = np.unique(key, return_inverse=True)
+    length = np.bincount(inv, weights=mesh.edge_lengths[cut], minlength=len(uniq))
+    count = np.bincount(inv, minlength=len(uniq))
+    g = nx.Graph()
+    g.add_nodes_from((n, {"index": k}) for k, n in enumerate(parts.names))
+    for kk, ln, c in zip(uniq, length, count):
+        i, j = divmod(int(kk), parts.n_parts)
+        g.add_edge(parts.names[i], parts.names[j], length=float(ln), edges=int(c))
+    return g
+
+
 def _names_sidecar(path: Path) -> list[str] | None:
     for cand in (path.with_suffix(".names.json"), path.with_suffix(".names.txt")):
         if cand.is_file():
@@ -204,86 +280,105 @@ def load_parts(
     ------
     PartError
         Unreadable file, wrong length, out-of-range ids, duplicate assignment, empty parts.
+
+    Examples
+    --------
+    >>> import json, tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "parts.json"
+    >>> _ = p.write_text(json.dumps({"left": [0, 1], "right": [2, 3]}))
+    >>> load_parts(p).labels
+    array([0, 0, 1, 1])
     """
     path = Path(path)
-    where = str(path)
     if not path.is_file():
         raise PartError(f"{path}: no such file")
     suffix = path.suffix.lower()
-    nv = mesh.n_vertices if mesh is not None else None
     if suffix == ".obj":
-        from .errors import MeshError
-
-        try:
-            d = read_obj(path)
-        except MeshError as exc:
-            raise PartError(str(exc)) from None
-        if not d.group_names:
-            raise PartError(f"{path}: the OBJ file has no 'g' or 'o' groups to read parts from")
-        if nv is not None and len(d.vertices) != nv:
-            raise PartError(f"{path}: the OBJ file has {len(d.vertices)} vertices but mesh {mesh.name} has {nv}")
-        lab = labels_from_face_groups(len(d.vertices), d.faces, d.face_groups, len(d.group_names))
-        used = np.unique(lab[lab >= 0])
-        # groups without any vertex (e.g. empty 'g' lines) are not parts
-        remap = -np.ones(len(d.group_names), np.int64)
-        remap[used] = np.arange(len(used))
-        lab = np.where(lab >= 0, remap[np.clip(lab, 0, None)], -1)
-        return PartLabels(lab, [d.group_names[k] for k in used], source=where)
+        return _parts_from_obj(path, mesh)
     if suffix == ".json":
-        try:
-            data = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise PartError(f"{path}: cannot read part JSON ({exc})") from None
-        if not isinstance(data, dict) or not data:
-            raise PartError(f"{path}: expected a JSON object {{part name: [vertex ids]}}")
-        ids_all = [np.asarray(v) for v in data.values()]
-        for name, ids in zip(data, ids_all):
-            if ids.ndim != 1 or (ids.size and ids.dtype.kind not in "iu"):
-                raise PartError(f"{path}: part {name!r} must be a list of integer vertex ids")
-            if ids.size == 0:
-                raise PartError(f"{path}: part {name!r} has no vertex")
-            if (ids < 0).any():
-                raise PartError(f"{path}: part {name!r} lists negative vertex id {int(ids[ids < 0][0])}")
-        top = max(int(ids.max()) for ids in ids_all)
-        n = nv if nv is not None else top + 1
-        if top >= n:
-            name, ids = next((nm, i) for nm, i in zip(data, ids_all) if i.max() >= n)
-            raise PartError(f"{path}: part {name!r} lists vertex {int(ids.max())} but mesh {mesh.name} has {n} vertices")
-        lab = -np.ones(n, dtype=np.int64)
-        for k, (name, ids) in enumerate(zip(data, ids_all)):
-            clash = lab[ids] >= 0
-            if clash.any():
-                v = int(ids[clash][0])
-                raise PartError(f"{path}: vertex {v} is in both {list(data)[lab[v]]!r} and {name!r}")
-            lab[ids] = k
-        return PartLabels(lab, list(data), source=where)
+        return _parts_from_json(path, mesh)
     if suffix in (".npy", ".txt", ".ply"):
-        if suffix == ".npy":
-            try:
-                lab = np.load(path, allow_pickle=False)
-            except (OSError, ValueError) as exc:
-                raise PartError(f"{path}: cannot read labels ({exc})") from None
-        elif suffix == ".txt":
-            try:
-                lab = np.loadtxt(path, dtype=np.float64, ndmin=1)
-            except ValueError as exc:
-                raise PartError(f"{path}: cannot read labels, expected one integer per line ({exc})") from None
-        else:
-            lab = _read_ply_labels(path, field)
-        lab = np.asarray(lab)
-        if lab.ndim != 1:
-            raise PartError(f"{path}: labels must be a 1-D array of per-vertex ints, got shape {lab.shape}")
-        if nv is not None and len(lab) != nv:
-            raise PartError(f"{path}: {len(lab)} labels but mesh {mesh.name} has {nv} vertices")
-        if names is None:
-            names = _names_sidecar(path)
-        elif isinstance(names, (str, os.PathLike)):
-            names = _read_names(Path(names))
-        if names is None:
-            top = int(lab.max()) if lab.size else -1
-            names = [f"part_{k}" for k in range(top + 1)]
-        return PartLabels(lab, names, source=where)
+        return _parts_from_integers(path, mesh, names, field)
     raise PartError(f"{path}: unsupported part-label format {suffix!r}; expected .obj, .json, .npy, .txt or .ply")
+
+
+def _parts_from_obj(path: Path, mesh: Mesh | None) -> PartLabels:
+    """Labels from an OBJ file's ``g``/``o`` face groups (groups without a vertex are not parts)."""
+    try:
+        d = read_obj(path)
+    except MeshError as exc:
+        raise PartError(str(exc)) from None
+    if not d.group_names:
+        raise PartError(f"{path}: the OBJ file has no 'g' or 'o' groups to read parts from")
+    if mesh is not None and len(d.vertices) != mesh.n_vertices:
+        raise PartError(f"{path}: the OBJ file has {len(d.vertices)} vertices but mesh {mesh.name} has {mesh.n_vertices}")
+    lab = labels_from_face_groups(len(d.vertices), d.faces, d.face_groups, len(d.group_names))
+    used = np.unique(lab[lab >= 0])
+    remap = -np.ones(len(d.group_names), np.int64)
+    remap[used] = np.arange(len(used))
+    lab = np.where(lab >= 0, remap[np.clip(lab, 0, None)], -1)
+    return PartLabels(lab, [d.group_names[k] for k in used], source=str(path))
+
+
+def _parts_from_json(path: Path, mesh: Mesh | None) -> PartLabels:
+    """Labels from JSON ``{part name: [vertex ids]}``."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise PartError(f"{path}: cannot read part JSON ({exc})") from None
+    if not isinstance(data, dict) or not data:
+        raise PartError(f"{path}: expected a JSON object {{part name: [vertex ids]}}")
+    ids_all = [np.asarray(v) for v in data.values()]
+    for name, ids in zip(data, ids_all):
+        if ids.ndim != 1 or (ids.size and ids.dtype.kind not in "iu"):
+            raise PartError(f"{path}: part {name!r} must be a list of integer vertex ids")
+        if ids.size == 0:
+            raise PartError(f"{path}: part {name!r} has no vertex")
+        if (ids < 0).any():
+            raise PartError(f"{path}: part {name!r} lists negative vertex id {int(ids[ids < 0][0])}")
+    top = max(int(ids.max()) for ids in ids_all)
+    n = mesh.n_vertices if mesh is not None else top + 1
+    if top >= n:
+        name, ids = next((nm, i) for nm, i in zip(data, ids_all) if i.max() >= n)
+        raise PartError(f"{path}: part {name!r} lists vertex {int(ids.max())} but mesh {mesh.name} has {n} vertices")
+    lab = -np.ones(n, dtype=np.int64)
+    for k, (name, ids) in enumerate(zip(data, ids_all)):
+        clash = lab[ids] >= 0
+        if clash.any():
+            v = int(ids[clash][0])
+            raise PartError(f"{path}: vertex {v} is in both {list(data)[lab[v]]!r} and {name!r}")
+        lab[ids] = k
+    return PartLabels(lab, list(data), source=str(path))
+
+
+def _parts_from_integers(path: Path, mesh: Mesh | None, names, field: str | None) -> PartLabels:
+    """Labels from per-vertex integers: ``.npy``, ``.txt`` or a PLY vertex property."""
+    suffix = path.suffix.lower()
+    if suffix == ".npy":
+        try:
+            lab = np.load(path, allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise PartError(f"{path}: cannot read labels ({exc})") from None
+    elif suffix == ".txt":
+        try:
+            lab = np.loadtxt(path, dtype=np.float64, ndmin=1)
+        except ValueError as exc:
+            raise PartError(f"{path}: cannot read labels, expected one integer per line ({exc})") from None
+    else:
+        lab = _read_ply_labels(path, field)
+    lab = np.asarray(lab)
+    if lab.ndim != 1:
+        raise PartError(f"{path}: labels must be a 1-D array of per-vertex ints, got shape {lab.shape}")
+    if mesh is not None and len(lab) != mesh.n_vertices:
+        raise PartError(f"{path}: {len(lab)} labels but mesh {mesh.name} has {mesh.n_vertices} vertices")
+    if names is None:
+        names = _names_sidecar(path)
+    elif isinstance(names, (str, os.PathLike)):
+        names = _read_names(Path(names))
+    if names is None:
+        top = int(lab.max()) if lab.size else -1
+        names = [f"part_{k}" for k in range(top + 1)]
+    return PartLabels(lab, names, source=str(path))
 
 
 _PLY_FIELDS = ("label", "labels", "part", "parts", "segment", "segmentation")

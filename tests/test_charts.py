@@ -12,7 +12,6 @@ from densemap.charts import (
     ChartAtlas,
     atlas_from_uv,
     build_atlas,
-    face_labels_from_vertices,
     load_atlas,
     load_obj_atlas,
     load_uv_processed,
@@ -65,15 +64,6 @@ def test_closest_point_on_triangles_matches_dense_sampling(dim):
     brute = ((pts - q[:, None]) ** 2).sum(-1).min(1)
     assert (d2 <= brute + 1e-12).all()  # never worse than any sample
     assert np.allclose(d2, brute, atol=5e-3 * (1 + brute))
-
-
-def test_face_labels_majority_and_ties():
-    faces = np.array([[0, 1, 2], [0, 1, 3], [3, 4, 5], [5, 5, 5]])
-    labels = np.array([2, 2, 1, 0, -1, -1])
-    out = face_labels_from_vertices(faces, labels)
-    # majority 2; tie 2/2/0 -> majority 2; 0 with two unlabelled; all unlabelled -> -1
-    assert out.tolist() == [2, 2, 0, -1]
-    assert face_labels_from_vertices(np.array([[0, 1, 2]]), np.array([3, 1, 2])).tolist() == [1]  # tie -> lowest
 
 
 # ----------------------------------------------------------------------------- build_atlas

@@ -6,7 +6,6 @@ sampled vertices of each part), so these tests do not depend on densemap.descrip
 
 from __future__ import annotations
 
-import sys
 import types
 
 import numpy as np
@@ -142,7 +141,7 @@ def test_torch_path_equals_kdtree():
 
 
 def test_torch_tensors_accepted():
-    torch = pytest.importorskip("torch")
+    import torch
     rng = np.random.default_rng(3)
     a, b = rng.normal(size=(50, 4)), rng.normal(size=(40, 4))
     got = match_descriptors(torch.as_tensor(a), torch.as_tensor(b))
@@ -151,7 +150,7 @@ def test_torch_tensors_accepted():
 
 @pytest.mark.cuda
 def test_cuda_cdist_path_equals_kdtree():
-    torch = pytest.importorskip("torch")
+    import torch
     if not torch.cuda.is_available():
         pytest.skip("no CUDA device")
     rng = np.random.default_rng(4)
@@ -286,34 +285,43 @@ def test_align_renumbers_parts_and_checks_names(setup):
         align(m, parts, m, parts, descriptors=(setup.d, setup.d[:5]))
 
 
-def test_align_uses_one_time_step(setup, monkeypatch):
-    calls = []
+def test_align_uses_one_time_step(setup):
+    from densemap.descriptors import part_descriptors
+    from densemap.geodesics import default_time_step, length_scale
+    from densemap.mapping import Aligner
 
-    def fake_part_descriptors(mesh, parts, **kw):
-        calls.append((mesh, kw))
-        return setup.d if mesh is setup.m else setup.d2
-
-    fake = types.ModuleType("densemap.descriptors")
-    fake.part_descriptors = fake_part_descriptors
-    monkeypatch.setitem(sys.modules, "densemap.descriptors", fake)
     m, m2 = setup.m, setup.m2
-    al = align(m, setup.parts, m2, setup.parts2, t_scale=2.0, surface=False, weighting="area")
     h = max(m.edge_lengths.mean(), m2.edge_lengths.mean())
     t = shared_time_step(m, m2, t_scale=2.0)
     assert t == pytest.approx(2.0 * h * h, rel=1e-9)
-    assert [kw["t"] for _, kw in calls] == [pytest.approx(t)] * 2
-    assert all(kw["weighting"] == "area" for _, kw in calls)
+    aligner = Aligner(m, setup.parts, m2, setup.parts2, t_scale=2.0)
+    assert aligner.solver_a.t == pytest.approx(t) and aligner.solver_b.t == pytest.approx(t)
+    al = aligner.align(surface=False, weighting="area", sources=8)
     assert al.options["t"] == pytest.approx(t) and "descriptors" in al.timings
+    # the descriptors came from the kept solvers: those of part_descriptors with the shared step
+    np.testing.assert_allclose(al.desc_a, part_descriptors(m, setup.parts, t=t, weighting="area", sources=8))
     assert frac_identity(al.a_to_b.indices) >= 0.95
-    calls.clear()
-    align(m, setup.parts, m2, setup.parts2, common_time_step=False, surface=False)
-    assert all("t" not in kw for _, kw in calls)
+    own = Aligner(m, setup.parts, m2, setup.parts2, common_time_step=False)
+    assert own.solver_a.t == pytest.approx(default_time_step(length_scale(m)))
+    assert own.solver_b.t == pytest.approx(default_time_step(length_scale(m2)))
+    assert "t" not in own.align(surface=False, refine=False, sources=4).options
     hm = (m.edge_lengths.sum() + m2.edge_lengths.sum()) / (len(m.edges) + len(m2.edges))
     assert shared_time_step(m, m2, length_scale="mean") == pytest.approx(hm * hm, rel=1e-9)
 
 
+def test_align_quality_reuses_the_descriptor_solvers(setup):
+    from densemap.mapping import Aligner
+
+    m, parts = setup.m, setup.parts
+    aligner = Aligner(m, parts, m, parts)
+    al = aligner.align(descriptors=(setup.d, setup.d), refine=False)
+    solvers = (aligner.solver_a, aligner.solver_b)
+    q = aligner.quality(al, ground_truth_b_to_a=np.arange(m.n_vertices))
+    assert (aligner.solver_a, aligner.solver_b) == solvers  # no new factorisation
+    assert q["a_to_b"]["part_agreement"] == 1.0 and q["b_to_a"]["gt_error_mean"] == 0.0
+
+
 def test_align_with_part_descriptors(setup):
-    pytest.importorskip("densemap.descriptors")
     m, parts = setup.m, setup.parts
     al = align(m, parts, m, parts, surface=False)
     assert frac_identity(al.a_to_b.indices) >= 0.99
@@ -361,8 +369,6 @@ def test_quality_of_identity(setup, solver):
     m, parts = setup.m, setup.parts
     al = align(m, parts, m, parts, descriptors=(setup.d, setup.d))
     geodesic = solver is not None
-    if solver == "densemap":
-        pytest.importorskip("densemap.geodesics")
     solver = PPSolver(m) if solver == "potpourri3d" else None  # None: GeodesicSolver
     q = map_quality(m, m, al.a_to_b, parts_a=parts, parts_b=parts, b_to_a=al.b_to_a,
                     ground_truth=np.arange(m.n_vertices), geodesic=geodesic, solver_a=solver, solver_b=solver,

@@ -164,3 +164,28 @@ def test_inputs_not_modified(tmp_path, sphere, parts):
     before = path.read_bytes()
     load_parts(path, sphere)
     assert path.read_bytes() == before
+
+
+def test_face_labels_majority_and_ties():
+    from densemap.parts import face_labels
+
+    faces = np.array([[0, 1, 2], [0, 1, 3], [3, 4, 5], [5, 5, 5], [6, 7, 4]])
+    labels = np.array([2, 2, 1, 0, -1, -1, 7, 5])
+    # majority 2; 2/2/0 -> 2; 0 with two unlabelled; all unlabelled -> -1; (7, 5, -1) -> the lower, 5
+    assert face_labels(faces, labels).tolist() == [2, 2, 0, -1, 5]
+    assert face_labels(np.array([[0, 1, 2]]), np.array([3, 1, 2])).tolist() == [1]  # all differ -> lowest
+
+
+def test_part_adjacency_graph():
+    from densemap.parts import part_adjacency
+
+    # a strip of 4 x 1 squares, labelled by column: parts a | b | c, each touching the next only
+    v = np.array([[x, y, 0.0] for y in (0, 1) for x in range(5)])
+    f = np.array([[i, i + 1, i + 6] for i in range(4)] + [[i, i + 6, i + 5] for i in range(4)])
+    labels = np.array([0, 0, 1, 2, 2] * 2)
+    g = part_adjacency(Mesh(v, f), PartLabels(labels, ["a", "b", "c"]))
+    assert sorted(g.nodes) == ["a", "b", "c"]
+    assert sorted(map(sorted, g.edges)) == [["a", "b"], ["b", "c"]]
+    # the cut edges between a (x <= 1) and b (x = 2): (1,0)-(2,0), (1,1)-(2,1) and the diagonal (1,0)-(2,1)
+    assert g.edges["a", "b"]["edges"] == 3
+    assert g.edges["a", "b"]["length"] == pytest.approx(2 + np.sqrt(2))

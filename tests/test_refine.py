@@ -1,4 +1,4 @@
-"""Tests of densemap.refine: Laplacian eigenbases and ZoomOut refinement."""
+"""Tests of densemap.mapping.refine: Laplacian eigenbases and ZoomOut refinement."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from densemap.mapping import VertexMap, align, map_quality
 from densemap.mesh import Mesh
 from densemap.parts import PartLabels
-from densemap.refine import clear_basis_cache, laplacian_basis, refine_map, refine_maps
+from densemap.mapping.refine import clear_basis_cache, laplacian_basis, refine_map, refine_maps
 
 
 def blob(subdivisions: int = 3) -> Mesh:
@@ -87,13 +87,13 @@ def test_basis_is_cached_and_grows():
 
 
 def test_sparse_eigensolver_matches_dense(monkeypatch):
-    import densemap.refine as r
+    import densemap.mapping.refine as r
 
     m = blob(3)
     clear_basis_cache()
     e_dense, _, _ = laplacian_basis(m, 12)
     clear_basis_cache()
-    monkeypatch.setattr(r, "DENSE_MAX_VERTICES", 10)
+    monkeypatch.setattr(r, "EIGEN_DENSE_MAX_VERTICES", 10)
     e_sparse, phi, mass = laplacian_basis(m, 12)
     clear_basis_cache()
     assert np.allclose(e_sparse, e_dense, rtol=1e-6, atol=1e-8)

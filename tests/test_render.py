@@ -7,7 +7,7 @@ import pytest
 import torch
 from conftest import icosphere
 
-from densemap.render import Camera, Fragments, look_at, project, rasterize
+from densemap.synth.raster import Camera, Fragments, look_at, project, rasterize
 
 
 def front_camera(width=64, height=48, focal=50.0) -> Camera:

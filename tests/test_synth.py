@@ -15,8 +15,8 @@ from densemap import data
 from densemap.annotation.coco import check_annotation, read_coco
 from densemap.annotation.convert import REFERENCE_NAMES
 from densemap.charts import reference_atlas
-from densemap.render import project
-from densemap.rig import DEFAULT_LIMITS, RigError, load_rig, pose, random_pose
+from densemap.synth.raster import project
+from densemap.synth.rig import DEFAULT_LIMITS, RigError, load_rig, pose, random_pose
 from densemap.synth import COARSE_OF_CHART, SceneOptions, draw_annotations, synth_dataset, synth_image
 
 SPECIES = ("human", "chimp")

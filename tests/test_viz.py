@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 import trimesh
 
-from densemap import gl as gl_probe
+from densemap.viz import gl as gl_probe
+from densemap.viz.palette import _PAIRS as PAIRS
 from densemap import viz
 from densemap.errors import GLBackendError
 from densemap.mesh import Mesh
@@ -166,9 +167,9 @@ def test_part_colors_pair_left_and_right():
     names = ["Upper Arm Left", "Upper Arm Right", "head", "leg_l", "leg_r"]
     c = viz.part_colors(names)
     assert len(u8_set(c)) == 5
-    np.testing.assert_allclose(c[[0, 1]], viz._PAIRS[0])  # dark and light shade of one hue
-    np.testing.assert_allclose(c[2], viz._PAIRS[1, 0])
-    np.testing.assert_allclose(c[[3, 4]], viz._PAIRS[2])
+    np.testing.assert_allclose(c[[0, 1]], PAIRS[0])  # dark and light shade of one hue
+    np.testing.assert_allclose(c[2], PAIRS[1, 0])
+    np.testing.assert_allclose(c[[3, 4]], PAIRS[2])
 
 
 def test_part_colors_falls_back_to_palette_for_many_parts():
@@ -189,11 +190,19 @@ def test_color_field_position(sphere):
         viz.color_field(sphere, "normal")
 
 
-def test_face_labels_take_majority():
-    faces = np.array([[0, 1, 2], [1, 2, 3], [2, 3, 4], [0, 3, 4]])
-    labels = np.array([5, 5, 7, 7, -1])
-    # (5,5,7) -> 5; (5,7,7) -> 7; (7,7,-1) -> 7; all differ (5,7,-1) -> corner 0
-    np.testing.assert_array_equal(viz._face_labels(faces, labels), [5, 7, 7, 5])
+def test_pictures_colour_faces_by_the_atlas_rule():
+    # the one face-majority rule (densemap.parts.face_labels) decides a face's colour,
+    # so pictures agree with the chart atlas on boundary faces: (5, 7, -1) -> 5, not corner 0's
+    from densemap.parts import face_labels
+    from densemap.viz.palette import colour_spec, to_u8
+
+    v = np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0], [1, 1, 0], [2, 0, 0]], float)
+    faces = np.array([[0, 1, 2], [1, 3, 2], [1, 4, 3], [4, 0, 2]])
+    labels = np.array([7, 5, 7, 5, -1])
+    kind, rgb, _ = colour_spec(Mesh(v, faces), labels, colors=viz.part_palette(8))
+    expected = face_labels(faces, labels)
+    assert kind == "cell" and expected.tolist() == [7, 5, 5, 7]
+    np.testing.assert_array_equal(rgb, to_u8(viz.part_palette(8))[expected])
 
 
 def test_ids_from_pixels():

@@ -1,55 +1,28 @@
 """DensePose-style chart atlases: a chart id per face and a (u, v) in [0, 1] per face corner.
 
-Three ways to get one:
-
-* :func:`load_uv_processed`: DensePose's ``UV_Processed.mat`` for SMPL (24 charts);
-* :func:`atlas_from_uv` / :func:`load_obj_atlas`: per-corner texture coordinates (OBJ ``vt``)
-  plus a chart label per face;
-* :func:`build_atlas` (:mod:`densemap.flatten`, re-exported here): flatten every part of
-  any labelled mesh into its own chart.
-
-The readers and :func:`save_atlas` / :func:`load_atlas` live in :mod:`densemap.atlas_io`
-(re-exported here, like :func:`build_atlas`, on first use: both modules import this one).
-
-Queries are vectorised: :meth:`ChartAtlas.locate` turns ``(c, u, v)`` into surface points
-(face, barycentric) and :meth:`ChartAtlas.chart_coords` goes back.
-:func:`reference_atlas` gives the atlases of the embedded human and chimpanzee.
+:class:`ChartAtlas` holds the charts of a mesh and answers vectorised queries:
+:meth:`ChartAtlas.locate` turns ``(c, u, v)`` into surface points (face, barycentric) and
+:meth:`ChartAtlas.chart_coords` goes back. Atlases are read and written by
+:mod:`densemap.charts.io`, built by :mod:`densemap.charts.flatten`, and the embedded
+meshes' come from :mod:`densemap.charts.reference`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import cached_property, lru_cache
-from typing import NamedTuple, get_args
+from functools import cached_property
+from typing import NamedTuple
 
 import numpy as np
 
-from ._validate import check_choice
-from .data import Species
-from .errors import MeshError
-from .mesh import Mesh
+from ..errors import AtlasError
+from ..mesh import Mesh
+from ..parts import face_labels
 
-__all__ = [
-    "AtlasError",
-    "ChartAtlas",
-    "ChartLocation",
-    "face_labels_from_vertices",
-    "build_atlas",
-    "atlas_from_uv",
-    "load_obj_atlas",
-    "load_uv_processed",
-    "save_atlas",
-    "load_atlas",
-    "reference_atlas",
-]
+__all__ = ["ChartAtlas", "ChartLocation", "face_labels_from_vertices", "signed_area_2d"]
 
 _INSIDE_EPS = 1e-10  # barycentric slack for "inside a triangle"
 _UV_SLACK = 1e-7  # stored uv may exceed [0, 1] by this much (float32 rounding)
-
-
-
-class AtlasError(MeshError):
-    """A chart atlas is malformed or does not fit its mesh."""
 
 
 class ChartLocation(NamedTuple):
@@ -320,7 +293,7 @@ class ChartAtlas:
         ch = self.charts[on]
         uv = self.uv[on]
         chart_faces = np.bincount(ch, minlength=self.n_charts + 1)
-        area = _signed_area_2d(uv)
+        area = signed_area_2d(uv)
         cover = np.bincount(ch, weights=np.abs(area), minlength=self.n_charts + 1)
         with np.errstate(divide="ignore", invalid="ignore"):
             G = np.sqrt(2.0 * chart_faces / np.maximum(cover, 1e-12))
@@ -381,78 +354,13 @@ class ChartAtlas:
         }
 
 
-def _signed_area_2d(tri) -> np.ndarray:
+def signed_area_2d(tri) -> np.ndarray:
+    """(m,) signed area of 2-D triangles (m, 3, 2); positive when counter-clockwise."""
     e1, e2 = tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]
     return 0.5 * (e1[:, 0] * e2[:, 1] - e1[:, 1] * e2[:, 0])
 
 
 # ----------------------------------------------------------------------------- face labels
 def face_labels_from_vertices(faces, labels) -> np.ndarray:
-    """Label of each face from per-vertex labels: the majority of its corners.
-
-    Ties go to the lowest label; unlabelled corners (``-1``) do not vote; a face with no
-    labelled corner gets ``-1``.
-
-    Parameters
-    ----------
-    faces : (F, 3) int
-    labels : (V,) int
-
-    Returns
-    -------
-    (F,) int
-    """
-    lab = np.asarray(labels, dtype=np.int64)[np.asarray(faces)]
-    out = -np.ones(len(lab), np.int64)
-    best = np.zeros(len(lab), np.int64)
-    for k in range(3):
-        votes = (lab == lab[:, k : k + 1]).sum(axis=1)
-        better = (lab[:, k] >= 0) & ((votes > best) | ((votes == best) & (lab[:, k] < out)))
-        out[better], best[better] = lab[better, k], votes[better]
-    return out
-
-
-@lru_cache(maxsize=None)
-def reference_atlas(species: Species) -> ChartAtlas:
-    """Atlas of an embedded reference mesh (its 24 charts flattened by :func:`build_atlas`).
-
-    Read from ``densemap/data/<species>_atlas.npz`` (written by
-    ``scripts/make_example_annotations.py``) when that file matches the mesh; built
-    (about a second) otherwise.
-    """
-    from . import data
-    from .atlas_io import load_atlas
-
-    check_choice("species", species, get_args(Species))
-    ref = data.reference_human() if species == "human" else data.reference_chimp()
-    path = data.data_path(f"{species}_atlas.npz")
-    if path.is_file():
-        try:
-            return load_atlas(path, ref.mesh)
-        except AtlasError:
-            pass  # stale file (the mesh changed): rebuild
-    from .flatten import build_atlas
-
-    return build_atlas(ref.mesh, ref.charts, name=f"reference {species} atlas")
-
-
-# defined in modules that import this one (for ChartAtlas), so re-exported on first use
-_REEXPORTS = {
-    "build_atlas": "flatten",
-    "atlas_from_uv": "atlas_io",
-    "load_obj_atlas": "atlas_io",
-    "load_uv_processed": "atlas_io",
-    "save_atlas": "atlas_io",
-    "load_atlas": "atlas_io",
-    "_chart_id": "atlas_io",
-    "FORMAT": "atlas_io",
-    "FORMAT_VERSION": "atlas_io",
-}
-
-
-def __getattr__(name):
-    if name in _REEXPORTS:
-        from importlib import import_module
-
-        return getattr(import_module(f".{_REEXPORTS[name]}", __package__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    """(F,) int label of each face: :func:`densemap.parts.face_labels` (majority; ties to the lowest)."""
+    return face_labels(faces, labels)

@@ -18,10 +18,11 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 from scipy.sparse.csgraph import connected_components
 
-from ._validate import check_choice
-from .charts import AtlasError, ChartAtlas, _signed_area_2d, face_labels_from_vertices
-from .mesh import Mesh
-from .parts import PartLabels
+from .._validate import check_choice
+from ..errors import AtlasError
+from ..mesh import Mesh
+from ..parts import PartLabels, face_labels
+from .atlas import ChartAtlas, signed_area_2d
 
 __all__ = ["build_atlas"]
 
@@ -75,7 +76,7 @@ def build_atlas(
     if not 0 <= margin < 0.5:
         raise ValueError(f"margin must be in [0, 0.5), got {margin}")
     parts.check_mesh(mesh)
-    flab = face_labels_from_vertices(mesh.faces, parts.labels)
+    flab = face_labels(mesh.faces, parts.labels)
     charts = np.where(flab >= 0, flab + 1, 0)
     uv = np.full((mesh.n_faces, 3, 2), np.nan)
     per_chart = {}
@@ -243,7 +244,7 @@ def _flatten_disk(vertices, faces) -> np.ndarray:
         rhs = -(L[inner][:, loop] @ pos[loop])
         pos[inner] = spla.splu(L[inner][:, inner].tocsc()).solve(rhs)
     w = pos[f]
-    if _signed_area_2d(w).sum() < 0:
+    if signed_area_2d(w).sum() < 0:
         w[..., 0] *= -1
     return w
 
@@ -338,7 +339,7 @@ def _lscm_disk(vertices, faces) -> np.ndarray | None:
     if not np.isfinite(uv).all():
         return None
     w = uv[f]
-    a = _signed_area_2d(w)
+    a = signed_area_2d(w)
     if a.sum() < 0:
         w[..., 0] *= -1
         a = -a
@@ -351,7 +352,7 @@ def _pack(local: list[np.ndarray], areas, margin: float) -> None:
     """Scale pieces to their surface area, shelf-pack them, fit into [margin, 1 - margin]^2 (in place)."""
     boxes = []
     for w, area in zip(local, areas):
-        a2 = np.abs(_signed_area_2d(w)).sum()
+        a2 = np.abs(signed_area_2d(w)).sum()
         w *= np.sqrt(area / a2) if a2 > 0 else 1.0
         w -= w.reshape(-1, 2).min(axis=0)
         boxes.append(w.reshape(-1, 2).max(axis=0))
@@ -389,7 +390,7 @@ def _distortion(vertices, faces, uv) -> dict:
     y_ax = np.cross(nrm / np.maximum(np.linalg.norm(nrm, axis=1, keepdims=True), 1e-300), x_ax)
     P = np.stack([np.c_[(e1 * x_ax).sum(1), (e1 * y_ax).sum(1)], np.c_[(e2 * x_ax).sum(1), (e2 * y_ax).sum(1)]], axis=2)
     Q = np.stack([uv[:, 1] - uv[:, 0], uv[:, 2] - uv[:, 0]], axis=2)  # (m, 2, 2), columns = edges
-    a2 = _signed_area_2d(uv)
+    a2 = signed_area_2d(uv)
     ok = (a3 > 0) & (np.abs(a2) > 0)
     J = np.zeros((len(faces), 2, 2))
     J[ok] = Q[ok] @ np.linalg.inv(P[ok])

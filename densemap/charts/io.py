@@ -17,10 +17,15 @@ from pathlib import Path
 
 import numpy as np
 
-from .charts import AtlasError, ChartAtlas
-from .mesh import Mesh, atomic_path
+from .._io import atomic_path
+from ..errors import AtlasError
+from ..mesh import Mesh, read_obj
+from .atlas import ChartAtlas
 
 __all__ = [
+    "FORMAT",
+    "FORMAT_VERSION",
+    "chart_id_of_group",
     "atlas_from_uv",
     "load_obj_atlas",
     "load_uv_processed",
@@ -54,7 +59,7 @@ def atlas_from_uv(mesh: Mesh, face_charts, *, name: str | None = None) -> ChartA
     return ChartAtlas(mesh.faces, fc, mesh.uv, mesh.n_vertices, name=name or f"uv atlas of {mesh.name}", mesh_sha1=mesh.sha1)
 
 
-def _chart_id(name: str, chart_names: tuple[str, ...] | None) -> int | None:
+def chart_id_of_group(name: str, chart_names: tuple[str, ...] | None) -> int | None:
     m = re.search(r"(\d+)\s*$", name)
     if m:
         return int(m.group(1))
@@ -70,8 +75,6 @@ def load_obj_atlas(path: str | os.PathLike, *, face_charts=None) -> tuple[Mesh, 
     ending in an integer (``chart_7``, ``7``) or one of the 24 DensePose chart names
     (:func:`densemap.data.chart_names`) gives its chart; faces in no group get chart 0.
     """
-    from .mesh import read_obj
-
     path = Path(path)
     d = read_obj(path)
     mesh = Mesh(d.vertices, d.faces, d.uv, name=str(path))
@@ -79,12 +82,12 @@ def load_obj_atlas(path: str | os.PathLike, *, face_charts=None) -> tuple[Mesh, 
         if not d.group_names:
             raise AtlasError(f"{path}: no 'g'/'o' groups to take chart ids from; pass face_charts")
         try:
-            from .data import chart_names
+            from ..data import chart_names
 
             names = chart_names()
         except (OSError, FileNotFoundError):
             names = None
-        ids = [_chart_id(g, names) for g in d.group_names]
+        ids = [chart_id_of_group(g, names) for g in d.group_names]
         if None in ids:
             raise AtlasError(f"{path}: cannot read a chart id from group {d.group_names[ids.index(None)]!r}; "
                              "expected a name ending in an integer or a DensePose chart name")

@@ -13,23 +13,20 @@ import os
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
-
 import numpy as np
 
-from .errors import DensemapError
-from .mesh import Mesh, atomic_path
-from .parts import PartLabels
+from .._io import atomic_path, json_default
+from ..errors import DensemapError
+from ..mesh import Mesh
+from ..parts import PartLabels
+from .vertex_map import VertexMap
 
-if TYPE_CHECKING:
-    from .mapping import VertexMap
-
-__all__ = ["Alignment", "load_alignment", "json_default"]
+__all__ = ["Alignment", "load_alignment", "FORMAT_VERSION"]
 
 FORMAT_VERSION = 1
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, kw_only=True)
 class Alignment:
     """Result of :func:`~densemap.mapping.align`: maps both ways, descriptors and provenance.
 
@@ -97,15 +94,6 @@ class Alignment:
         return path
 
 
-def json_default(o):
-    """``json.dumps`` fallback: numpy scalars and arrays as Python values, anything else as ``str``."""
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    return str(o)
-
-
 def load_alignment(path: str | os.PathLike, mesh_a: Mesh | None = None, mesh_b: Mesh | None = None) -> Alignment:
     """Read an :class:`Alignment` written by :meth:`Alignment.save`.
 
@@ -120,8 +108,6 @@ def load_alignment(path: str | os.PathLike, mesh_a: Mesh | None = None, mesh_b: 
     DensemapError
         Missing or unreadable file, not an alignment, or a mesh that does not match.
     """
-    from .mapping import VertexMap  # here, not at the top: mapping imports this module
-
     path = Path(path)
     if not path.is_file():
         raise DensemapError(f"{path}: no such alignment file")
@@ -139,9 +125,9 @@ def load_alignment(path: str | os.PathLike, mesh_a: Mesh | None = None, mesh_b: 
             maps[key] = VertexMap(
                 data[f"{key}.indices"],
                 data[f"{key}.distances"],
-                data.get(f"{key}.faces"),
-                data.get(f"{key}.bary"),
-                data.get(f"{key}.corners"),
+                faces=data.get(f"{key}.faces"),
+                bary=data.get(f"{key}.bary"),
+                corners=data.get(f"{key}.corners"),
                 source_name=src,
                 target_name=tgt,
                 n_target=meta["n_target"][key],
@@ -164,28 +150,14 @@ def load_alignment(path: str | os.PathLike, mesh_a: Mesh | None = None, mesh_b: 
         for k in ("parts_a", "parts_b")
     }
     return Alignment(
-        maps["a_to_b"],
-        maps["b_to_a"],
-        data.get("desc_a"),
-        data.get("desc_b"),
-        names,
-        parts["parts_a"],
-        parts["parts_b"],
-        meta.get("options", {}),
-        meta.get("timings", {}),
-        md,
+        a_to_b=maps["a_to_b"],
+        b_to_a=maps["b_to_a"],
+        desc_a=data.get("desc_a"),
+        desc_b=data.get("desc_b"),
+        part_names=names,
+        parts_a=parts["parts_a"],
+        parts_b=parts["parts_b"],
+        options=meta.get("options", {}),
+        timings=meta.get("timings", {}),
+        metadata=md,
     )
-
-
-def _versions() -> dict:
-    from importlib.metadata import PackageNotFoundError, version
-
-    from . import __version__
-
-    out = {"densemap": __version__, "numpy": np.__version__}
-    for pkg in ("scipy", "torch"):
-        try:
-            out[pkg] = version(pkg)
-        except PackageNotFoundError:
-            out[pkg] = None
-    return out

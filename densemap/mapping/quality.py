@@ -8,18 +8,14 @@ surface by heat-method geodesics, or Euclidean as a fast proxy).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 
-from .mesh import Mesh
-from .parts import PartLabels, match_parts
-from .surface import surface_positions
+from ..mesh import Mesh
+from ..parts import PartLabels, match_parts
+from ..surface import surface_positions
+from .vertex_map import VertexMap
 
-if TYPE_CHECKING:
-    from .mapping import VertexMap
-
-__all__ = ["map_quality"]
+__all__ = ["map_quality", "part_agreement", "coverage", "edge_stretch", "round_trip_consistency", "ground_truth_error"]
 
 
 def _field_at(rows: np.ndarray, where: np.ndarray, vmap: VertexMap | None, sel: np.ndarray, surface: bool):
@@ -51,7 +47,7 @@ def _geodesic_pairs(solver, src: np.ndarray, dst: np.ndarray, chunk: int, vmap=N
 def _solver(mesh: Mesh, given, device):
     if given is not None:
         return given
-    from .geodesics import GeodesicSolver
+    from ..geodesics import GeodesicSolver
 
     return GeodesicSolver(mesh, device=device)
 
@@ -62,6 +58,106 @@ def _stats(x: np.ndarray, prefix: str, pcts=(50, 90)) -> dict:
     for p in pcts:
         out[f"{prefix}_median" if p == 50 else f"{prefix}_p{p}"] = float(np.percentile(x, p)) if len(x) else float("nan")
     return out
+
+
+def _check_map(mesh_a: Mesh, mesh_b: Mesh, a_to_b: VertexMap, what: str = "a_to_b") -> None:
+    na, nb = mesh_a.n_vertices, mesh_b.n_vertices
+    if len(a_to_b) != na:
+        raise ValueError(f"{what} has {len(a_to_b)} entries but mesh {mesh_a.name!r} has {na} vertices")
+    if len(a_to_b) and a_to_b.indices.max() >= nb:
+        raise ValueError(f"{what} points at vertex {int(a_to_b.indices.max())} but mesh {mesh_b.name!r} has {nb}")
+
+
+def part_agreement(mesh_a: Mesh, mesh_b: Mesh, a_to_b: VertexMap, parts_a: PartLabels, parts_b: PartLabels) -> dict:
+    """``part_agreement``: fraction of labelled A vertices whose match has the same part, and
+    ``part_agreement_per_part`` by part name (``parts_b`` is renumbered to ``parts_a``'s order)."""
+    parts_a.check_mesh(mesh_a)
+    parts_b = match_parts(parts_a, parts_b.check_mesh(mesh_b))
+    la, lb = parts_a.labels, parts_b.labels[a_to_b.indices]
+    lab = la >= 0
+    return {
+        "part_agreement": float((la[lab] == lb[lab]).mean()) if lab.any() else float("nan"),
+        "part_agreement_per_part": {n: float((lb[la == k] == k).mean()) for k, n in enumerate(parts_a.names)},
+    }
+
+
+def coverage(mesh_b: Mesh, a_to_b: VertexMap) -> dict:
+    """``coverage``: fraction of B vertices hit; ``coverage_area``: fraction of B's area within
+    one ring of a hit vertex."""
+    hit = np.zeros(mesh_b.n_vertices, bool)
+    hit[a_to_b.indices] = True
+    near = hit | (mesh_b.adjacency @ hit.astype(np.int64) > 0)
+    return {"coverage": float(hit.mean()),
+            "coverage_area": float(mesh_b.vertex_areas[near].sum() / max(mesh_b.area, 1e-300))}
+
+
+def edge_stretch(mesh_a: Mesh, mesh_b: Mesh, a_to_b: VertexMap, *, surface: bool = False) -> dict:
+    """``stretch_median``/``_p10``/``_p90``: mapped edge length on B over the edge's length on A,
+    divided by ``sqrt(area_B / area_A)`` (collapsed edges included); ``collapsed_edges``:
+    fraction of A's edges with both ends on one B vertex."""
+    e, la_e = mesh_a.edges, mesh_a.edge_lengths
+    m = a_to_b.indices
+    pts = a_to_b.points(mesh_b, surface=surface)
+    scale = np.sqrt(mesh_b.area / max(mesh_a.area, 1e-300))
+    ok = la_e > 0
+    ratio = np.linalg.norm(pts[e[ok, 0]] - pts[e[ok, 1]], axis=1) / la_e[ok] / scale
+    out = {}
+    if len(ratio):
+        out["stretch_median"] = float(np.median(ratio))
+        out["stretch_p10"] = float(np.percentile(ratio, 10))
+        out["stretch_p90"] = float(np.percentile(ratio, 90))
+    out["collapsed_edges"] = float((m[e[:, 0]] == m[e[:, 1]]).mean()) if len(e) else 0.0
+    return out
+
+
+def round_trip_consistency(mesh_a: Mesh, a_to_b: VertexMap, b_to_a: VertexMap, *, geodesic: bool = True,
+                           solver_a=None, device=None, chunk: int = 256) -> dict:
+    """``consistency_mean``/``_median``: distance on A from a vertex to its A -> B -> A round
+    trip, over ``sqrt(area_A)`` (geodesic, or Euclidean with ``geodesic=False``)."""
+    na = mesh_a.n_vertices
+    rt = b_to_a.indices[a_to_b.indices]
+    d = np.zeros(na)
+    moved = np.flatnonzero(rt != np.arange(na))
+    if len(moved):
+        if geodesic:
+            # distance fields from the round-trip ends: maps collapse, so these are few
+            d[moved] = _geodesic_pairs(_solver(mesh_a, solver_a, device), rt[moved], moved, chunk)
+        else:
+            d[moved] = np.linalg.norm(mesh_a.vertices[rt[moved]] - mesh_a.vertices[moved], axis=1)
+    d /= np.sqrt(max(mesh_a.area, 1e-300))
+    return {"consistency_mean": float(d.mean()), "consistency_median": float(np.median(d))}
+
+
+def _ground_truth_points(mesh_b: Mesh, n_a: int, ground_truth) -> tuple[np.ndarray, np.ndarray]:
+    """(vertex (V_a,), position (V_a, 3)) on B of a ground truth given as vertices or surface points."""
+    if isinstance(ground_truth, (tuple, list)) and len(ground_truth) == 2:
+        gf = np.asarray(ground_truth[0], dtype=np.int64)
+        gb = np.asarray(ground_truth[1], dtype=np.float64)
+        if gf.shape != (n_a,) or gb.shape != (n_a, 3):
+            raise ValueError(f"ground_truth (faces, bary) must have shapes ({n_a},) and ({n_a}, 3), got {gf.shape} and {gb.shape}")
+        if gf.size and (gf.min() < 0 or gf.max() >= mesh_b.n_faces):
+            raise ValueError(f"ground_truth faces must be in 0..{mesh_b.n_faces - 1}")
+        return mesh_b.faces[gf, np.argmax(gb, axis=1)], surface_positions(mesh_b.vertices, mesh_b.faces, gf, gb)
+    g_vert = np.asarray(ground_truth)
+    if g_vert.shape != (n_a,) or (g_vert.size and g_vert.dtype.kind not in "iu"):
+        raise ValueError(f"ground_truth must be ({n_a},) B vertex ids or (faces, bary), got shape {g_vert.shape}")
+    if g_vert.size and (g_vert.min() < 0 or g_vert.max() >= mesh_b.n_vertices):
+        raise ValueError(f"ground_truth vertex ids must be in 0..{mesh_b.n_vertices - 1}")
+    g_vert = g_vert.astype(np.int64)
+    return g_vert, mesh_b.vertices[g_vert]
+
+
+def ground_truth_error(mesh_b: Mesh, a_to_b: VertexMap, ground_truth, *, geodesic: bool = True, surface: bool = False,
+                       solver_b=None, device=None, chunk: int = 256) -> dict:
+    """``gt_error_mean``/``_median``/``_p90``: distance on B from each mapped point to its true
+    match, over ``sqrt(area_B)`` (see :func:`map_quality` for the conventions)."""
+    g_vert, g_pos = _ground_truth_points(mesh_b, len(a_to_b), ground_truth)
+    if geodesic:
+        err = _geodesic_pairs(_solver(mesh_b, solver_b, device), g_vert, a_to_b.indices, chunk, vmap=a_to_b,
+                              surface=surface)
+    else:
+        err = np.linalg.norm(a_to_b.points(mesh_b, surface=surface) - g_pos, axis=1)
+    return _stats(err / np.sqrt(max(mesh_b.area, 1e-300)), "gt_error")
 
 
 def map_quality(
@@ -80,7 +176,7 @@ def map_quality(
     device=None,
     chunk: int = 256,
 ) -> dict:
-    """Score a map from mesh A to mesh B.
+    """Score a map from mesh A to mesh B: every metric that the inputs allow.
 
     Parameters
     ----------
@@ -105,15 +201,9 @@ def map_quality(
     Returns
     -------
     dict
-        ``part_agreement`` (fraction of labelled A vertices whose match has the same
-        part) and ``part_agreement_per_part``; ``coverage`` (fraction of B vertices hit)
-        and ``coverage_area`` (fraction of B's area within one ring of a hit);
-        ``stretch_median``/``_p10``/``_p90`` (mapped edge length on B over the edge's
-        length on A, divided by ``sqrt(area_B / area_A)``; collapsed edges included)
-        and ``collapsed_edges`` (fraction with both ends on one B vertex);
-        ``consistency_mean``/``_median`` (distance on A from a vertex to its round trip,
-        over ``sqrt(area_A)``); ``gt_error_mean``/``_median``/``_p90`` (distance on B
-        from the mapped point to the ground truth, over ``sqrt(area_B)``).
+        The union of :func:`part_agreement` (with parts), :func:`coverage`,
+        :func:`edge_stretch`, :func:`round_trip_consistency` (with ``b_to_a``) and
+        :func:`ground_truth_error` (with ``ground_truth``).
 
     Notes
     -----
@@ -121,86 +211,31 @@ def map_quality(
     corner (largest barycentric weight) and measures from that vertex, so errors
     below about half an edge length are not resolved; a mapped surface point takes
     the barycentric interpolation of that distance field at its face's corners.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from densemap.data import reference
+    >>> from densemap.mapping import VertexMap
+    >>> mesh, parts, _ = reference("chimp")
+    >>> ident = VertexMap(np.arange(mesh.n_vertices), np.zeros(mesh.n_vertices))
+    >>> q = map_quality(mesh, mesh, ident, parts_a=parts, parts_b=parts, geodesic=False)
+    >>> q["part_agreement"], q["coverage"], q["stretch_median"], q["collapsed_edges"]
+    (1.0, 1.0, 1.0, 0.0)
     """
-    na, nb = mesh_a.n_vertices, mesh_b.n_vertices
-    if len(a_to_b) != na:
-        raise ValueError(f"a_to_b has {len(a_to_b)} entries but mesh {mesh_a.name!r} has {na} vertices")
-    if len(a_to_b) and a_to_b.indices.max() >= nb:
-        raise ValueError(f"a_to_b points at vertex {int(a_to_b.indices.max())} but mesh {mesh_b.name!r} has {nb}")
-    m = a_to_b.indices
+    _check_map(mesh_a, mesh_b, a_to_b)
     out: dict = {}
-
-    # part agreement
     if parts_a is not None and parts_b is not None:
-        parts_a.check_mesh(mesh_a)
-        parts_b = match_parts(parts_a, parts_b.check_mesh(mesh_b))
-        la, lb = parts_a.labels, parts_b.labels[m]
-        lab = la >= 0
-        out["part_agreement"] = float((la[lab] == lb[lab]).mean()) if lab.any() else float("nan")
-        out["part_agreement_per_part"] = {
-            n: float((lb[la == k] == k).mean()) for k, n in enumerate(parts_a.names)
-        }
-
-    # coverage of B
-    hit = np.zeros(nb, bool)
-    hit[m] = True
-    near = hit | (mesh_b.adjacency @ hit.astype(np.int64) > 0)
-    out["coverage"] = float(hit.mean())
-    out["coverage_area"] = float(mesh_b.vertex_areas[near].sum() / max(mesh_b.area, 1e-300))
-
-    # edge stretch
-    e, la_e = mesh_a.edges, mesh_a.edge_lengths
-    pts = a_to_b.points(mesh_b, surface=surface)
-    scale = np.sqrt(mesh_b.area / max(mesh_a.area, 1e-300))
-    ok = la_e > 0
-    ratio = np.linalg.norm(pts[e[ok, 0]] - pts[e[ok, 1]], axis=1) / la_e[ok] / scale
-    if len(ratio):
-        out["stretch_median"] = float(np.median(ratio))
-        out["stretch_p10"] = float(np.percentile(ratio, 10))
-        out["stretch_p90"] = float(np.percentile(ratio, 90))
-    out["collapsed_edges"] = float((m[e[:, 0]] == m[e[:, 1]]).mean()) if len(e) else 0.0
-
-    # A -> B -> A consistency
+        out.update(part_agreement(mesh_a, mesh_b, a_to_b, parts_a, parts_b))
+    out.update(coverage(mesh_b, a_to_b))
+    out.update(edge_stretch(mesh_a, mesh_b, a_to_b, surface=surface))
     if b_to_a is not None:
+        nb, na = mesh_b.n_vertices, mesh_a.n_vertices
         if len(b_to_a) != nb or (len(b_to_a) and b_to_a.indices.max() >= na):
             raise ValueError(f"b_to_a must map the {nb} vertices of {mesh_b.name!r} to the {na} of {mesh_a.name!r}")
-        rt = b_to_a.indices[m]
-        d = np.zeros(na)
-        moved = np.flatnonzero(rt != np.arange(na))
-        if len(moved):
-            if geodesic:
-                # distance fields from the round-trip ends: maps collapse, so these are few
-                solver_a = _solver(mesh_a, solver_a, device)
-                d[moved] = _geodesic_pairs(solver_a, rt[moved], moved, chunk)
-            else:
-                d[moved] = np.linalg.norm(mesh_a.vertices[rt[moved]] - mesh_a.vertices[moved], axis=1)
-        d /= np.sqrt(max(mesh_a.area, 1e-300))
-        out["consistency_mean"] = float(d.mean())
-        out["consistency_median"] = float(np.median(d))
-
-    # ground-truth error
+        out.update(round_trip_consistency(mesh_a, a_to_b, b_to_a, geodesic=geodesic, solver_a=solver_a, device=device,
+                                          chunk=chunk))
     if ground_truth is not None:
-        if isinstance(ground_truth, (tuple, list)) and len(ground_truth) == 2:
-            gf = np.asarray(ground_truth[0], dtype=np.int64)
-            gb = np.asarray(ground_truth[1], dtype=np.float64)
-            if gf.shape != (na,) or gb.shape != (na, 3):
-                raise ValueError(f"ground_truth (faces, bary) must have shapes ({na},) and ({na}, 3), got {gf.shape} and {gb.shape}")
-            if gf.size and (gf.min() < 0 or gf.max() >= mesh_b.n_faces):
-                raise ValueError(f"ground_truth faces must be in 0..{mesh_b.n_faces - 1}")
-            g_vert = mesh_b.faces[gf, np.argmax(gb, axis=1)]
-            g_pos = surface_positions(mesh_b.vertices, mesh_b.faces, gf, gb)
-        else:
-            g_vert = np.asarray(ground_truth)
-            if g_vert.shape != (na,) or (g_vert.size and g_vert.dtype.kind not in "iu"):
-                raise ValueError(f"ground_truth must be ({na},) B vertex ids or (faces, bary), got shape {g_vert.shape}")
-            if g_vert.size and (g_vert.min() < 0 or g_vert.max() >= nb):
-                raise ValueError(f"ground_truth vertex ids must be in 0..{nb - 1}")
-            g_vert = g_vert.astype(np.int64)
-            g_pos = mesh_b.vertices[g_vert]
-        if geodesic:
-            solver_b = _solver(mesh_b, solver_b, device)
-            err = _geodesic_pairs(solver_b, g_vert, m, chunk, vmap=a_to_b, surface=surface)
-        else:
-            err = np.linalg.norm(pts - g_pos, axis=1)
-        out.update(_stats(err / np.sqrt(max(mesh_b.area, 1e-300)), "gt_error"))
+        out.update(ground_truth_error(mesh_b, a_to_b, ground_truth, geodesic=geodesic, surface=surface,
+                                      solver_b=solver_b, device=device, chunk=chunk))
     return out

@@ -31,18 +31,19 @@ import scipy.linalg
 import scipy.sparse as sp
 import scipy.sparse.linalg
 
-from ._validate import check_choice
-from .mapping import Backend, VertexMap, match_descriptors
-from .mesh import Mesh
-from .parts import PartLabels, match_parts
+from .._validate import check_choice
+from ..laplacian import LaplacianKind, mesh_laplacian
+from ..mesh import Mesh
+from ..parts import PartLabels, match_parts
+from .matching import MatchBackend, match_descriptors
+from .vertex_map import VertexMap
 
-__all__ = ["laplacian_basis", "refine_map", "refine_maps", "clear_basis_cache"]
+__all__ = ["laplacian_basis", "zoomout", "refine_map", "refine_maps", "clear_basis_cache"]
 
 Method = Literal["zoomout"]
-LaplacianKind = Literal["cotan", "robust"]
 
 # below this many vertices a dense generalized eigensolver is faster and more robust
-DENSE_MAX_VERTICES = 1500
+EIGEN_DENSE_MAX_VERTICES = 1500
 _CACHE_SIZE = 8
 _BASIS_CACHE: OrderedDict = OrderedDict()
 
@@ -50,18 +51,6 @@ _BASIS_CACHE: OrderedDict = OrderedDict()
 def clear_basis_cache() -> None:
     """Forget the eigenbases kept in memory."""
     _BASIS_CACHE.clear()
-
-
-def _laplacian(mesh: Mesh, kind: str) -> tuple[sp.csr_matrix, np.ndarray]:
-    """(V, V) stiffness matrix and (V,) lumped mass."""
-    if kind == "robust":
-        import robust_laplacian
-
-        lap, mass = robust_laplacian.mesh_laplacian(np.asarray(mesh.vertices), np.asarray(mesh.faces))
-        return sp.csr_matrix(lap), np.asarray(mass.diagonal()).ravel()
-    from .geodesics import cotan_laplacian
-
-    return cotan_laplacian(np.asarray(mesh.vertices), np.asarray(mesh.faces))
 
 
 def laplacian_basis(mesh: Mesh, k: int, *, laplacian: LaplacianKind = "cotan") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -76,7 +65,7 @@ def laplacian_basis(mesh: Mesh, k: int, *, laplacian: LaplacianKind = "cotan") -
         Number of eigenpairs (at most ``V - 1``).
     laplacian : {"cotan", "robust"}
         Cotangent Laplacian with barycentric lumped mass, or ``robust_laplacian``'s
-        intrinsic-Delaunay one (for poor triangulations).
+        intrinsic-Delaunay one (for poor triangulations); see :mod:`densemap.laplacian`.
 
     Returns
     -------
@@ -86,6 +75,13 @@ def laplacian_basis(mesh: Mesh, k: int, *, laplacian: LaplacianKind = "cotan") -
         Eigenfunctions, orthonormal for ``mass``.
     mass : (V,) float
         Lumped vertex areas of the unit-area mesh (they sum to 1).
+
+    Examples
+    --------
+    >>> from densemap.data import reference
+    >>> evals, evecs, mass = laplacian_basis(reference("chimp").mesh, 5)
+    >>> evecs.shape, round(float(mass.sum()), 6), bool(abs(evals[0]) < 1e-6)
+    ((7049, 5), 1.0, True)
     """
     check_choice("laplacian", laplacian, get_args(LaplacianKind))
     n = mesh.n_vertices
@@ -97,11 +93,11 @@ def laplacian_basis(mesh: Mesh, k: int, *, laplacian: LaplacianKind = "cotan") -
     if hit is not None and hit[1].shape[1] >= k:
         _BASIS_CACHE.move_to_end(key)
         return hit[0][:k], hit[1][:, :k], hit[2]
-    lap, mass = _laplacian(mesh, laplacian)
+    lap, mass = mesh_laplacian(mesh.vertices, mesh.faces, laplacian)
     mass = mass / mass.sum()
     # stray vertices have no area: a tiny mass keeps M positive definite
     mass = np.maximum(mass, 1e-12 / n)
-    if n <= DENSE_MAX_VERTICES:
+    if n <= EIGEN_DENSE_MAX_VERTICES:
         # M is diagonal: solve the standard problem for M^-1/2 L M^-1/2, then phi = M^-1/2 psi
         r = 1.0 / np.sqrt(mass)
         a = lap.toarray() * r[:, None] * r[None, :]
@@ -134,21 +130,65 @@ def _desc_scale(desc_a, desc_b) -> float:
     return 1.0 / rms if rms > 0 else 0.0
 
 
-def _zoomout(
-    mesh_a, mesh_b, a_to_b, b_to_a, *, k_init, k_final, step, labels_a, labels_b, desc_a, desc_b,
-    desc_weight, laplacian, device, backend,
-):
-    """ZoomOut on ``a_to_b`` (and jointly on ``b_to_a`` when given). Returns index arrays."""
-    k_max = min(k_final, mesh_a.n_vertices - 1, mesh_b.n_vertices - 1)
-    k_init = min(k_init, k_max)
-    _, phi_a, mass_a = laplacian_basis(mesh_a, k_max, laplacian=laplacian)
-    _, phi_b, mass_b = laplacian_basis(mesh_b, k_max, laplacian=laplacian)
-    use_desc = desc_weight > 0 and desc_a is not None and desc_b is not None
-    if use_desc:
-        s = _desc_scale(desc_a, desc_b)
-    ks = list(range(k_init, k_max + 1, max(int(step), 1)))
+def _schedule(k_init: int, k_max: int, step: int) -> list[int]:
+    ks = list(range(min(k_init, k_max), k_max + 1, max(int(step), 1)))
     if ks[-1] != k_max:
         ks.append(k_max)
+    return ks
+
+
+def zoomout(phi_a, mass_a, phi_b, mass_b, a_to_b, b_to_a=None, *, k_init: int = 20, step: int = 5,
+            labels_a=None, labels_b=None, desc_a=None, desc_b=None, desc_weight: float = 0.0, device=None,
+            backend: MatchBackend = "auto") -> tuple[np.ndarray, np.ndarray | None]:
+    """ZoomOut on plain arrays: eigenbases and point maps in, refined point maps out.
+
+    The basis grows from ``k_init`` functions to all the columns given, by ``step``;
+    at each size the functional map of the current point map is computed (averaged with
+    the reverse map's adjoint when ``b_to_a`` is given) and the point maps are recomputed
+    by nearest neighbour in the spectral embedding.
+
+    Parameters
+    ----------
+    phi_a : (V_a, K) float
+        Eigenfunctions of A, orthonormal for ``mass_a``; likewise ``phi_b`` (V_b, K).
+    mass_a : (V_a,) float
+    mass_b : (V_b,) float
+    a_to_b : (V_a,) int
+        Initial B vertex of each A vertex.
+    b_to_a : (V_b,) int, optional
+        Initial reverse map, refined jointly.
+    k_init, step : int
+    labels_a, labels_b : (V,) int, optional
+        Part labels: nearest neighbours only within the same part.
+    desc_a, desc_b : (V, L) float, optional
+        Descriptors appended to the spectral embedding, scaled to unit RMS deviation,
+        times ``desc_weight * sqrt(k)``.
+    desc_weight : float
+    device, backend
+        Where the nearest-neighbour searches run (:func:`match_descriptors`).
+
+    Returns
+    -------
+    a_to_b : (V_a,) int
+    b_to_a : (V_b,) int or None
+
+    Examples
+    --------
+    The identity is a fixed point:
+
+    >>> import numpy as np
+    >>> from densemap.data import reference
+    >>> _, phi, mass = laplacian_basis(reference("chimp").mesh, 30)
+    >>> ident = np.arange(len(phi))
+    >>> a, b = zoomout(phi, mass, phi, mass, ident, ident, k_init=10, step=10)
+    >>> bool((a == ident).all() and (b == ident).all())
+    True
+    """
+    a_to_b = np.asarray(a_to_b, dtype=np.int64)
+    b_to_a = None if b_to_a is None else np.asarray(b_to_a, dtype=np.int64)
+    k_max = min(phi_a.shape[1], phi_b.shape[1])
+    use_desc = desc_weight > 0 and desc_a is not None and desc_b is not None
+    s = _desc_scale(desc_a, desc_b) if use_desc else 0.0
     nn = dict(same_part=labels_a is not None, device=device, backend=backend)
 
     def p2p(emb_src, emb_tgt, d_src, d_tgt, l_src, l_tgt, k):
@@ -159,7 +199,7 @@ def _zoomout(
             emb_tgt = np.hstack([emb_tgt, w * d_tgt])
         return match_descriptors(emb_src, emb_tgt, parts_src=l_src, parts_tgt=l_tgt, **nn).indices
 
-    for k in ks:
+    for k in _schedule(k_init, k_max, step):
         pa, pb = phi_a[:, :k], phi_b[:, :k]
         c = _fmap(pa, mass_a, pb, a_to_b)
         if b_to_a is not None:
@@ -173,6 +213,29 @@ def _zoomout(
 def _refined(vmap: VertexMap, idx, d_src, d_tgt) -> VertexMap:
     dist = np.linalg.norm(d_src - d_tgt[idx], axis=1) if d_src is not None and d_tgt is not None else np.full(len(idx), np.nan)
     return VertexMap(idx, dist, source_name=vmap.source_name, target_name=vmap.target_name, n_target=vmap.n_target)
+
+
+def _check_maps(mesh_a: Mesh, mesh_b: Mesh, a_to_b: VertexMap, b_to_a: VertexMap | None) -> None:
+    if len(a_to_b) != mesh_a.n_vertices:
+        raise ValueError(f"a_to_b has {len(a_to_b)} entries but mesh {mesh_a.name!r} has {mesh_a.n_vertices} vertices")
+    if len(a_to_b) and a_to_b.indices.max() >= mesh_b.n_vertices:
+        raise ValueError(f"a_to_b points at vertex {int(a_to_b.indices.max())} but mesh {mesh_b.name!r} has {mesh_b.n_vertices}")
+    if b_to_a is not None and (
+        len(b_to_a) != mesh_b.n_vertices or (len(b_to_a) and b_to_a.indices.max() >= mesh_a.n_vertices)
+    ):
+        raise ValueError(f"b_to_a must map the {mesh_b.n_vertices} vertices of {mesh_b.name!r} to the {mesh_a.n_vertices} of {mesh_a.name!r}")
+
+
+def _check_descriptors(mesh_a: Mesh, mesh_b: Mesh, desc_a, desc_b):
+    if (desc_a is None) != (desc_b is None):
+        raise ValueError("desc_a and desc_b must be given together")
+    if desc_a is None:
+        return None, None
+    desc_a, desc_b = np.asarray(desc_a, dtype=np.float64), np.asarray(desc_b, dtype=np.float64)
+    if len(desc_a) != mesh_a.n_vertices or len(desc_b) != mesh_b.n_vertices or desc_a.shape[1:] != desc_b.shape[1:]:
+        raise ValueError(f"descriptors of shapes {desc_a.shape} and {desc_b.shape} do not fit meshes of "
+                         f"{mesh_a.n_vertices} and {mesh_b.n_vertices} vertices")
+    return desc_a, desc_b
 
 
 def refine_maps(
@@ -193,83 +256,19 @@ def refine_maps(
     desc_weight: float = 0.0,
     laplacian: LaplacianKind = "cotan",
     device=None,
-    backend: Backend = "auto",
+    backend: MatchBackend = "auto",
 ) -> tuple[VertexMap, VertexMap | None]:
-    """Refine a map (and jointly its reverse) by ZoomOut. See :func:`refine_map`.
-
-    Returns
-    -------
-    a_to_b : VertexMap
-    b_to_a : VertexMap or None
-        Refined jointly with ``a_to_b`` (one functional map per step, the mean of the
-        two directions' estimates) when given, else None.
-    """
-    check_choice("method", method, get_args(Method))
-    if len(a_to_b) != mesh_a.n_vertices:
-        raise ValueError(f"a_to_b has {len(a_to_b)} entries but mesh {mesh_a.name!r} has {mesh_a.n_vertices} vertices")
-    if len(a_to_b) and a_to_b.indices.max() >= mesh_b.n_vertices:
-        raise ValueError(f"a_to_b points at vertex {int(a_to_b.indices.max())} but mesh {mesh_b.name!r} has {mesh_b.n_vertices}")
-    if b_to_a is not None and (
-        len(b_to_a) != mesh_b.n_vertices or (len(b_to_a) and b_to_a.indices.max() >= mesh_a.n_vertices)
-    ):
-        raise ValueError(f"b_to_a must map the {mesh_b.n_vertices} vertices of {mesh_b.name!r} to the {mesh_a.n_vertices} of {mesh_a.name!r}")
-    if not 1 <= k_init <= k_final:
-        raise ValueError(f"need 1 <= k_init <= k_final, got k_init={k_init}, k_final={k_final}")
-    labels_a = labels_b = None
-    if same_part:
-        if parts_a is None or parts_b is None:
-            raise ValueError("same_part=True needs parts_a and parts_b")
-        parts_b = match_parts(parts_a.check_mesh(mesh_a), parts_b.check_mesh(mesh_b))
-        labels_a, labels_b = parts_a.labels, parts_b.labels
-    if (desc_a is None) != (desc_b is None):
-        raise ValueError("desc_a and desc_b must be given together")
-    if desc_a is not None:
-        desc_a, desc_b = np.asarray(desc_a, dtype=np.float64), np.asarray(desc_b, dtype=np.float64)
-        if len(desc_a) != mesh_a.n_vertices or len(desc_b) != mesh_b.n_vertices or desc_a.shape[1:] != desc_b.shape[1:]:
-            raise ValueError(f"descriptors of shapes {desc_a.shape} and {desc_b.shape} do not fit meshes of "
-                             f"{mesh_a.n_vertices} and {mesh_b.n_vertices} vertices")
-    if desc_weight < 0:
-        raise ValueError(f"desc_weight must be >= 0, got {desc_weight}")
-    ia, ib = _zoomout(
-        mesh_a, mesh_b, np.asarray(a_to_b.indices), None if b_to_a is None else np.asarray(b_to_a.indices),
-        k_init=k_init, k_final=k_final, step=step, labels_a=labels_a, labels_b=labels_b, desc_a=desc_a,
-        desc_b=desc_b, desc_weight=float(desc_weight), laplacian=laplacian, device=device, backend=backend,
-    )
-    out_a = _refined(a_to_b, ia, desc_a, desc_b)
-    out_b = None if b_to_a is None else _refined(b_to_a, ib, desc_b, desc_a)
-    return out_a, out_b
-
-
-def refine_map(
-    mesh_a: Mesh,
-    mesh_b: Mesh,
-    a_to_b: VertexMap,
-    b_to_a: VertexMap | None = None,
-    *,
-    method: Method = "zoomout",
-    k_init: int = 20,
-    k_final: int = 120,
-    step: int = 5,
-    same_part: bool = False,
-    parts_a: PartLabels | None = None,
-    parts_b: PartLabels | None = None,
-    desc_a=None,
-    desc_b=None,
-    desc_weight: float = 0.0,
-    laplacian: LaplacianKind = "cotan",
-    device=None,
-    backend: Backend = "auto",
-) -> VertexMap:
-    """Refine a vertex map from A to B by ZoomOut, starting from (say) the descriptor map.
+    """Refine a vertex map from A to B (and jointly its reverse) by ZoomOut.
 
     Parameters
     ----------
     mesh_a, mesh_b : Mesh
     a_to_b : VertexMap
-        The initial map.
+        The initial map (e.g. the descriptor map).
     b_to_a : VertexMap, optional
-        The initial reverse map; when given both are refined together (see
-        :func:`refine_maps`), which averages out errors of either.
+        The initial reverse map; when given both are refined together (one functional
+        map per step, the mean of the two directions' estimates), which averages out
+        errors of either.
     method : {"zoomout"}
     k_init, k_final, step : int
         The eigenbasis grows from ``k_init`` to ``k_final`` functions by ``step``
@@ -279,23 +278,47 @@ def refine_map(
         so the refined map keeps the descriptor map's semantics.
     desc_a, desc_b : (V_a, L), (V_b, L) float, optional
         Part descriptors, appended to the spectral embedding in the nearest-neighbour
-        step (scaled to unit RMS deviation, times ``desc_weight * sqrt(k)``) so that the
-        semantic context cannot drift; also used to report ``distances``.
+        step (see :func:`zoomout`); also used to report ``distances``.
     desc_weight : float
         0 = plain ZoomOut; 1 = descriptors weigh as much as the spectral coordinates.
     laplacian : {"cotan", "robust"}
     device, backend
-        Where the nearest-neighbour searches run (see
-        :func:`~densemap.mapping.match_descriptors`).
+        Where the nearest-neighbour searches run (see :func:`match_descriptors`).
 
     Returns
     -------
-    VertexMap
+    a_to_b : VertexMap
         The refined map: no surface points; ``distances`` are the descriptor distances
         of the new matches (NaN without descriptors).
+    b_to_a : VertexMap or None
+        The refined reverse map when ``b_to_a`` was given.
     """
-    return refine_maps(
-        mesh_a, mesh_b, a_to_b, b_to_a, method=method, k_init=k_init, k_final=k_final, step=step,
-        same_part=same_part, parts_a=parts_a, parts_b=parts_b, desc_a=desc_a, desc_b=desc_b,
-        desc_weight=desc_weight, laplacian=laplacian, device=device, backend=backend,
-    )[0]
+    check_choice("method", method, get_args(Method))
+    _check_maps(mesh_a, mesh_b, a_to_b, b_to_a)
+    if not 1 <= k_init <= k_final:
+        raise ValueError(f"need 1 <= k_init <= k_final, got k_init={k_init}, k_final={k_final}")
+    labels_a = labels_b = None
+    if same_part:
+        if parts_a is None or parts_b is None:
+            raise ValueError("same_part=True needs parts_a and parts_b")
+        parts_b = match_parts(parts_a.check_mesh(mesh_a), parts_b.check_mesh(mesh_b))
+        labels_a, labels_b = parts_a.labels, parts_b.labels
+    desc_a, desc_b = _check_descriptors(mesh_a, mesh_b, desc_a, desc_b)
+    if desc_weight < 0:
+        raise ValueError(f"desc_weight must be >= 0, got {desc_weight}")
+    k_max = min(k_final, mesh_a.n_vertices - 1, mesh_b.n_vertices - 1)
+    _, phi_a, mass_a = laplacian_basis(mesh_a, k_max, laplacian=laplacian)
+    _, phi_b, mass_b = laplacian_basis(mesh_b, k_max, laplacian=laplacian)
+    ia, ib = zoomout(
+        phi_a, mass_a, phi_b, mass_b, a_to_b.indices, None if b_to_a is None else b_to_a.indices,
+        k_init=k_init, step=step, labels_a=labels_a, labels_b=labels_b, desc_a=desc_a, desc_b=desc_b,
+        desc_weight=float(desc_weight), device=device, backend=backend,
+    )
+    out_a = _refined(a_to_b, ia, desc_a, desc_b)
+    out_b = None if b_to_a is None else _refined(b_to_a, ib, desc_b, desc_a)
+    return out_a, out_b
+
+
+def refine_map(mesh_a: Mesh, mesh_b: Mesh, a_to_b: VertexMap, b_to_a: VertexMap | None = None, **options) -> VertexMap:
+    """The refined ``a_to_b`` of :func:`refine_maps` (same parameters), without the reverse map."""
+    return refine_maps(mesh_a, mesh_b, a_to_b, b_to_a, **options)[0]

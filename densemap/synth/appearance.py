@@ -108,7 +108,7 @@ def shade(assets: dict, species: str, rng: np.random.Generator, normals: list, c
     Parameters
     ----------
     assets : dict
-        The species' constants from ``densemap.synth._assets`` (mesh, faces, region).
+        The species' constants from ``densemap.synth.scene.species_assets`` (mesh, faces, region).
     species : {"human", "chimp"}
         Chimps get fur colours; humans skin plus random clothes.
     rng : numpy.random.Generator

@@ -190,6 +190,27 @@ def rasterize(vertices, faces, camera: Camera, *, cull_backfaces: bool = False, 
     import torch
 
     as_numpy = not isinstance(vertices, torch.Tensor)
+    V, Fi, device = _as_tensors(vertices, faces, device)
+    if chunk < 1:
+        raise ValueError(f"rasterize: chunk must be >= 1, got {chunk}")
+    dt = V.dtype
+    R, t, K = (torch.tensor(np.array(a), dtype=dt, device=device) for a in (camera.R, camera.t, camera.K))
+    Xc = V @ R.T + t  # camera coordinates
+    table, itable, count = _face_setup(Xc, K, Fi, camera.width, camera.height, cull_backfaces, near)
+    fbuf = _zbuffer(table, itable, count, camera.width, camera.height, chunk)
+    bary, depth = _exact_hits(Xc, Fi, K, fbuf, camera.width)
+    H, W = camera.height, camera.width
+    out = Fragments(fbuf.reshape(H, W), bary.reshape(H, W, 3), depth.reshape(H, W))
+    if as_numpy:
+        return Fragments(*(a.cpu().numpy() for a in out))
+    return out
+
+
+def _as_tensors(vertices, faces, device):
+    """Validated (V, 3) float and (F, 3) long tensors on the compute device."""
+    import torch
+
+    as_numpy = not isinstance(vertices, torch.Tensor)
     if device is None:
         device = torch.device("cpu") if as_numpy else vertices.device
     if as_numpy:
@@ -198,10 +219,7 @@ def rasterize(vertices, faces, camera: Camera, *, cull_backfaces: bool = False, 
         V = vertices.to(device)
     if not V.is_floating_point():
         V = V.double()
-    if isinstance(faces, torch.Tensor):
-        Fi = faces.to(device)
-    else:
-        Fi = torch.tensor(np.ascontiguousarray(faces), device=device)
+    Fi = faces.to(device) if isinstance(faces, torch.Tensor) else torch.tensor(np.ascontiguousarray(faces), device=device)
     if V.ndim != 2 or V.shape[1] != 3:
         raise ValueError(f"rasterize: vertices must have shape (V, 3), got {tuple(V.shape)}")
     if Fi.numel() == 0:
@@ -215,19 +233,18 @@ def rasterize(vertices, faces, camera: Camera, *, cull_backfaces: bool = False, 
         raise ValueError(f"rasterize: faces[{i}] = {Fi[i].tolist()} references a vertex outside 0..{len(V) - 1}")
     if not bool(torch.isfinite(V).all()):
         raise ValueError("rasterize: vertices must be finite")
-    if chunk < 1:
-        raise ValueError(f"rasterize: chunk must be >= 1, got {chunk}")
-    dt = V.dtype
-    H, W = camera.height, camera.width
-    R = torch.tensor(np.array(camera.R), dtype=dt, device=device)
-    t = torch.tensor(np.array(camera.t), dtype=dt, device=device)
-    K = torch.tensor(np.array(camera.K), dtype=dt, device=device)
-    Xc = V @ R.T + t  # camera coordinates
+    return V, Fi, device
+
+
+def _face_setup(Xc, K, Fi, W: int, H: int, cull_backfaces: bool, near: float):
+    """Steps 1-2: per kept face its edge functions and 1/z (``table`` (Fk, 12)), its pixel box
+    (``itable`` (Fk, 5): x0, y0, box width, first pair, face id) and pair ``count`` (Fk,)."""
+    import torch
+
     z = Xc[:, 2]
     hom = Xc @ K.T
     uv = hom[:, :2] / hom[:, 2:3]
-
-    # ---- per-face setup (corner-wise 1-D gathers: much faster than fancy indexing on CPU)
+    # corner-wise 1-D gathers: much faster than fancy indexing on CPU
     i0, i1, i2 = Fi[:, 0].contiguous(), Fi[:, 1].contiguous(), Fi[:, 2].contiguous()
     u, v = uv[:, 0].contiguous(), uv[:, 1].contiguous()
     x0, x1, x2 = u.index_select(0, i0), u.index_select(0, i1), u.index_select(0, i2)
@@ -260,14 +277,20 @@ def rasterize(vertices, faces, camera: Camera, *, cull_backfaces: bool = False, 
         cols += [-dy / area, dx / area, (dy * xa - dx * ya) / area]
     iz = 1.0 / z
     cols += [iz.index_select(0, Fi[:, k].index_select(0, fid)) for k in range(3)]
-    table = torch.stack(cols, 1)  # (Fk, 12)
     ends = torch.cumsum(count, 0)
-    itable = torch.stack([lox, loy, bw, ends - count, fid], 1)  # (Fk, 5)
-    eps = 1e-9 if dt == torch.float64 else 1e-6
+    return torch.stack(cols, 1), torch.stack([lox, loy, bw, ends - count, fid], 1), count
 
+
+def _zbuffer(table, itable, count, W: int, H: int, chunk: int):
+    """Steps 3-4: (H * W,) long visible face per pixel (-1: background), ties to the lowest id."""
+    import torch
+
+    device, dt = table.device, table.dtype
+    eps = 1e-9 if dt == torch.float64 else 1e-6
     zbuf = torch.full((H * W,), float("inf"), dtype=dt, device=device)
     fbuf = torch.full((H * W,), -1, dtype=torch.long, device=device)
     big = torch.iinfo(torch.long).max
+    ends = torch.cumsum(count, 0)
     total = int(ends[-1]) if len(ends) else 0
     starts = ends - count
     for base in range(0, total, chunk):
@@ -306,11 +329,19 @@ def rasterize(vertices, faces, camera: Camera, *, cull_backfaces: bool = False, 
             take = (zc < zbuf) | ((zc == zbuf) & (fc < fbuf) & (fc != big))
             zbuf = torch.where(take, zc, zbuf)
             fbuf = torch.where(take, fc, fbuf)
+    return fbuf
 
-    # ---- exact barycentrics of the winners: ray through the pixel centre x triangle
+
+def _exact_hits(Xc, Fi, K, fbuf, W: int):
+    """Step 5: barycentrics (H * W, 3) and depth (H * W,) of the winners by ray-triangle
+    intersection (Moller-Trumbore) through each pixel centre."""
+    import torch
+
+    device, dt = Xc.device, Xc.dtype
+    n = len(fbuf)
     hit = torch.nonzero(fbuf >= 0).squeeze(1)
-    bary = torch.zeros((H * W, 3), dtype=dt, device=device)
-    depth = torch.full((H * W,), float("inf"), dtype=dt, device=device)
+    bary = torch.zeros((n, 3), dtype=dt, device=device)
+    depth = torch.full((n,), float("inf"), dtype=dt, device=device)
     if len(hit):
         f = fbuf.index_select(0, hit)
         col = (hit % W).to(dt) + 0.5
@@ -328,7 +359,4 @@ def rasterize(vertices, faces, camera: Camera, *, cull_backfaces: bool = False, 
         b = torch.stack([1.0 - u - v, u, v], 1).clamp_(min=0.0)
         bary.index_copy_(0, hit, b / b.sum(1, keepdim=True))
         depth.index_copy_(0, hit, dist)
-    out = Fragments(fbuf.reshape(H, W), bary.reshape(H, W, 3), depth.reshape(H, W))
-    if as_numpy:
-        return Fragments(*(a.cpu().numpy() for a in out))
-    return out
+    return bary, depth

@@ -26,13 +26,10 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
-from typing import get_args
-
 import numpy as np
 
-from ._validate import check_choice
-from .data import Species
-from .errors import MeshError
+from ..data import Species, data_path, reference
+from ..errors import RigError
 
 __all__ = ["Rig", "RigError", "load_rig", "pose", "forward_kinematics", "joint_rotations", "random_pose",
            "DEFAULT_LIMITS", "SPECIES_LIMITS"]
@@ -61,10 +58,6 @@ SPECIES_LIMITS = {
     "human": DEFAULT_LIMITS,
     "chimp": {**DEFAULT_LIMITS, "hip": ((-25, 35), (-15, 15), (-5, 25)), "knee": ((-35, 30), (0, 0), (0, 0))},
 }
-
-
-class RigError(MeshError):
-    """A rig is malformed or does not fit its mesh."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -205,16 +198,13 @@ def load_rig(species: Species) -> Rig:
         The file does not fit the embedded mesh (regenerate with
         ``scripts/make_reference_rigs.py``).
     """
-    from . import data
-
-    check_choice("species", species, get_args(Species))
-    path = data.data_path(f"{species}_rig.npz")
+    ref = reference(species)  # checks the species name
+    path = data_path(f"{species}_rig.npz")
     with np.load(path, allow_pickle=False) as d:
         rig = Rig(tuple(d["names"].tolist()), d["parents"], d["joints"], d["tips"], d["weight_index"], d["weight"],
                   name=f"reference {species} rig")
         sha1 = str(d["mesh_sha1"])
         meta = json.loads(str(d["meta"]))
-    ref = data.reference_human() if species == "human" else data.reference_chimp()
     if sha1 != ref.mesh.sha1 or rig.n_vertices != ref.mesh.n_vertices:
         raise RigError(f"{path}: made for a mesh with sha1 {sha1}, but the embedded {species} has "
                        f"{ref.mesh.sha1}; run scripts/make_reference_rigs.py")

@@ -16,7 +16,7 @@ import re
 import subprocess
 import sys
 
-from .errors import GLBackendError
+from ..errors import GLBackendError
 
 __all__ = ["check_offscreen_gl"]
 

@@ -18,11 +18,13 @@ from typing import Literal, Sequence
 
 import numpy as np
 
-from .mesh import Mesh
-from .parts import PartLabels
+from ..mesh import Mesh
+from ..parts import PartLabels, face_labels
 
 __all__ = [
     "part_palette",
+    "colour_spec",
+    "to_u8",
     "part_colors",
     "color_field",
     "ids_from_pixels",
@@ -62,7 +64,8 @@ BACKGROUND_COLOR = (1.0, 1.0, 1.0)
 _SIDE = re.compile(r"(?i)left|right|(?<![a-z])[lr](?![a-z])")
 
 
-def _to_u8(colors) -> np.ndarray:
+def to_u8(colors) -> np.ndarray:
+    """RGB in [0, 1] -> uint8 (rounded, clipped)."""
     return np.rint(np.clip(np.asarray(colors, dtype=np.float64), 0.0, 1.0) * 255).astype(np.uint8)
 
 
@@ -88,13 +91,13 @@ def part_palette(n: int) -> np.ndarray:
     if n < 0:
         raise ValueError(f"part_palette: n must be >= 0, got {n}")
     base = np.concatenate([_PAIRS[:, 0], _PAIRS[:, 1]])
-    out = [tuple(c) for c in _to_u8(base[: min(n, len(base))])]
-    seen = set(out) | {tuple(_to_u8(UNLABELLED_COLOR)), tuple(_to_u8(BACKGROUND_COLOR))}
+    out = [tuple(c) for c in to_u8(base[: min(n, len(base))])]
+    seen = set(out) | {tuple(to_u8(UNLABELLED_COLOR)), tuple(to_u8(BACKGROUND_COLOR))}
     k = 0
     while len(out) < n:
         h = (k * 0.618033988749895) % 1.0
         s, v = (0.65, 0.85) if (k // 7) % 2 == 0 else (0.45, 0.65)
-        c = tuple(_to_u8(colorsys.hsv_to_rgb(h, s, v)))
+        c = tuple(to_u8(colorsys.hsv_to_rgb(h, s, v)))
         k += 1
         if c not in seen:
             seen.add(c)
@@ -178,7 +181,7 @@ def ids_from_pixels(image: np.ndarray, colors: np.ndarray) -> np.ndarray:
     """
     img = np.asarray(image)[..., :3].astype(np.int64)
     key = (img[..., 0] << 16) | (img[..., 1] << 8) | img[..., 2]
-    table = _to_u8(np.vstack([np.asarray(colors, dtype=np.float64).reshape(-1, 3), [UNLABELLED_COLOR]]))
+    table = to_u8(np.vstack([np.asarray(colors, dtype=np.float64).reshape(-1, 3), [UNLABELLED_COLOR]]))
     tkey = (table[:, 0].astype(np.int64) << 16) | (table[:, 1].astype(np.int64) << 8) | table[:, 2]
     ids = np.r_[np.arange(len(table) - 1), -1]
     out = np.full(key.shape, -2, dtype=np.int64)
@@ -188,23 +191,17 @@ def ids_from_pixels(image: np.ndarray, colors: np.ndarray) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------- colours of one mesh
-def _face_labels(faces: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """(F,) int: the majority label of each face's corners (corner 0's when all differ)."""
-    lab = labels[faces]
-    return np.where(lab[:, 1] == lab[:, 2], lab[:, 1], lab[:, 0])
-
-
 def _label_colors(mesh: Mesh, labels: np.ndarray, palette: np.ndarray) -> np.ndarray:
     """(F, 3) uint8 flat face colours for per-vertex labels (-1 grey)."""
-    table = _to_u8(np.vstack([palette, [UNLABELLED_COLOR]]))  # index -1 -> last row
-    return table[_face_labels(mesh.faces, labels)]
+    table = to_u8(np.vstack([palette, [UNLABELLED_COLOR]]))  # index -1 -> last row
+    return table[face_labels(mesh.faces, labels)]
 
 
-def _colour_spec(mesh: Mesh, values, colors=None) -> tuple[str, np.ndarray, list[tuple[str, np.ndarray]]]:
+def colour_spec(mesh: Mesh, values, colors=None) -> tuple[str, np.ndarray, list[tuple[str, np.ndarray]]]:
     """Turn what the caller gave for one mesh into ("cell"|"point", uint8 colours, legend entries)."""
     where = mesh.name
     if values is None:
-        return "cell", np.tile(_to_u8(PLAIN_COLOR), (mesh.n_faces, 1)), []
+        return "cell", np.tile(to_u8(PLAIN_COLOR), (mesh.n_faces, 1)), []
     if isinstance(values, PartLabels):
         values.check_mesh(mesh)
         names, labels = list(values.names), values.labels
@@ -216,7 +213,7 @@ def _colour_spec(mesh: Mesh, values, colors=None) -> tuple[str, np.ndarray, list
             arr = arr.astype(np.float64)
             if not np.isfinite(arr).all() or arr.min() < 0 or arr.max() > 1:
                 raise ValueError(f"{where}: colours must be finite RGB values in [0, 1]")
-            return "point", _to_u8(arr), []
+            return "point", to_u8(arr), []
         if arr.ndim != 1 or len(arr) != mesh.n_vertices:
             raise ValueError(
                 f"{where}: expected (V,) labels, (V, 3) colours or PartLabels for {mesh.n_vertices} vertices, "

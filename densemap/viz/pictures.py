@@ -1,27 +1,16 @@
 """Off-screen pictures of meshes, part labels and colour transfers, written as PNG.
 
-Rendering goes through pyvista/VTK without a display. VTK *crashes* (segfaults)
-instead of raising when no OpenGL backend can be created, so
-:func:`check_offscreen_gl` (:mod:`densemap.gl`, re-exported here) first probes the
-backends in a child process, picks one that works (EGL, then OSMesa) by setting
-``VTK_DEFAULT_OPENGL_WINDOW`` for this process, and raises
-:class:`~densemap.errors.GLBackendError` naming the system packages to install when
-none does. pyvista is imported only after that
-check, inside the rendering functions, so ``import densemap.viz`` stays cheap.
+Rendering goes through pyvista/VTK without a display; :func:`~densemap.viz.gl.check_offscreen_gl`
+runs first (VTK segfaults rather than raising without a backend), and pyvista is imported
+only after it, inside the rendering functions, so ``import densemap.viz`` stays cheap.
 
-Colours
--------
-Parts get flat per-face colours from a fixed qualitative palette (defined in
-:mod:`densemap.palette`, re-exported here: :func:`part_palette`, :func:`part_colors`;
-a left/right pair shares a hue, dark and light), unlabelled vertices are grey. With ``ids_as_colors=True`` the meshes
-are drawn unlit, without anti-aliasing, titles or legend, so every pixel is
-exactly a palette colour, :data:`UNLABELLED_COLOR` or the background, and
-:func:`ids_from_pixels` reads the label ids back.
+Parts get flat per-face colours (a face takes the majority label of its corners,
+:func:`densemap.parts.face_labels`) from :mod:`densemap.viz.palette`; with
+``ids_as_colors=True`` the meshes are drawn unlit, without anti-aliasing, titles or
+legend, so :func:`~densemap.viz.palette.ids_from_pixels` reads the label ids back.
 
-Maps
-----
-A map says its direction in its name: ``b_to_a[i]`` is the A vertex for B
-vertex ``i``, so a field on A is carried to B by ``field_b = field_a[b_to_a]``.
+A map says its direction in its name: ``b_to_a[i]`` is the A vertex for B vertex ``i``,
+so a field on A is carried to B by ``field_b = field_a[b_to_a]``.
 """
 
 from __future__ import annotations
@@ -32,40 +21,16 @@ from typing import TYPE_CHECKING, Literal, Sequence
 
 import numpy as np
 
+from .._io import atomic_path
+from ..mesh import Mesh
+from ..parts import PartLabels
 from .gl import check_offscreen_gl
-from .mesh import Mesh, atomic_path
-from .palette import (  # noqa: F401  (re-exported: the public colours, and _PAIRS, _face_labels for the tests)
-    _PAIRS,
-    BACKGROUND_COLOR,
-    PLAIN_COLOR,
-    UNLABELLED_COLOR,
-    _colour_spec,
-    _face_labels,
-    _to_u8,
-    color_field,
-    ids_from_pixels,
-    part_colors,
-    part_palette,
-)
-from .parts import PartLabels
+from .palette import BACKGROUND_COLOR, colour_spec, color_field, to_u8
 
 if TYPE_CHECKING:  # pragma: no cover
     import pyvista
 
-__all__ = [
-    "check_offscreen_gl",
-    "render_parts",
-    "render_meshes",
-    "render_transfer",
-    "color_field",
-    "part_palette",
-    "part_colors",
-    "ids_from_pixels",
-    "write_png",
-    "UNLABELLED_COLOR",
-    "BACKGROUND_COLOR",
-    "PLAIN_COLOR",
-]
+__all__ = ["render_parts", "render_meshes", "render_transfer", "write_png", "VIEWS"]
 
 View = Literal["front", "back", "left", "right", "top", "bottom"]
 VIEWS = ("front", "back", "left", "right", "top", "bottom")
@@ -264,7 +229,7 @@ def _add_legend(pv, renderer, entries: dict[str, np.ndarray]) -> None:
     leg.SetNumberOfEntries(len(entries))
     for i, (name, color) in enumerate(entries.items()):
         swatch = pv.ImageData(dimensions=(4, 4, 1))
-        swatch.point_data["rgb"] = np.tile(_to_u8(color), (16, 1))
+        swatch.point_data["rgb"] = np.tile(to_u8(color), (16, 1))
         leg.SetEntry(i, swatch, name, (0.0, 0.0, 0.0))  # an image symbol keeps its colours; text is black
     h = min(0.045 * len(entries), 0.96)
     leg.GetPositionCoordinate().SetCoordinateSystemToNormalizedViewport()
@@ -295,7 +260,7 @@ def render_parts(
     mesh : Mesh
     parts : PartLabels or (V,) int
         Per-vertex labels; ``-1`` (unlabelled) is drawn grey. A face takes the
-        majority label of its corners (corner 0's when all three differ).
+        majority label of its corners (the lowest when all three differ).
     path : path-like
         Output ``.png``, written atomically.
     views : sequence of {"front", "back", "left", "right", "top", "bottom"}
@@ -324,7 +289,7 @@ def render_parts(
         No off-screen OpenGL backend (see :func:`check_offscreen_gl`).
     """
     views = _check_views(views)
-    spec = _colour_spec(mesh, parts, colors)
+    spec = colour_spec(mesh, parts, colors)
     panels = [
         dict(row=0, col=j, mesh=mesh, spec=spec, view=v, title=v)
         for j, v in enumerate(views)
@@ -388,7 +353,7 @@ def render_meshes(
     for j, (mesh, values) in enumerate(items):
         if not isinstance(mesh, Mesh):
             raise TypeError(f"meshes_and_values[{j}][0] must be a Mesh, got {type(mesh).__name__}")
-        spec = _colour_spec(mesh, values)
+        spec = colour_spec(mesh, values)
         for i, v in enumerate(views):
             if len(views) == 1:
                 title = titles[j]

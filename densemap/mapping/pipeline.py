@@ -1,0 +1,330 @@
+"""The alignment pipeline: descriptors on both meshes, matching, refinement, surface points.
+
+:class:`Aligner` holds one mesh pair and one prefactored geodesic solver per mesh (the
+potpourri3d pattern: factor once, query many times), built with one shared heat time
+step; the same solvers serve the descriptors and the quality report. :func:`align` is
+the one-off form: ``Aligner(...).align(...)``.
+
+Stages of :meth:`Aligner.align`: part descriptors on both meshes
+(:func:`densemap.descriptors.part_descriptors`) -> nearest descriptor
+(:func:`~densemap.mapping.matching.match_descriptors`) -> optional ZoomOut refinement of
+both maps together (:func:`~densemap.mapping.refine.refine_maps`) -> optional surface
+points (:func:`~densemap.mapping.matching.surface_points`).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Literal, get_args
+
+import numpy as np
+
+from .._io import package_versions
+from .._validate import check_choice
+from ..mesh import Mesh, check_connected
+from ..parts import PartLabels, match_parts
+from .alignment import Alignment
+from .matching import as_descriptor_array, match_descriptors, surface_points
+from .quality import map_quality
+from .vertex_map import VertexMap
+
+__all__ = ["Aligner", "align", "shared_time_step", "DEFAULT_SOURCES"]
+
+RefineMethod = Literal["zoomout"]
+LengthScale = Literal["max", "mean"]
+
+# sampled geodesic sources per part used by align() unless told otherwise (docs/alignment.md)
+DEFAULT_SOURCES = 64
+
+
+def shared_time_step(mesh_a: Mesh, mesh_b: Mesh, *, t_scale: float = 1.0, length_scale: LengthScale = "max") -> float:
+    """One heat-method time step for both meshes: ``t_scale * h**2``.
+
+    ``h`` is the larger of the two meshes' mean edge lengths (``"max"``: enough
+    smoothing for the coarser mesh) or the mean edge length over both meshes' edges
+    together (``"mean"``).
+    """
+    from ..geodesics import length_scale as mean_edge
+
+    check_choice("length_scale", length_scale, get_args(LengthScale))
+    ha, hb = mean_edge(mesh_a), mean_edge(mesh_b)
+    if length_scale == "max":
+        h = max(ha, hb)
+    else:
+        na, nb = len(mesh_a.edges), len(mesh_b.edges)
+        h = (ha * na + hb * nb) / max(na + nb, 1)
+    return float(t_scale) * h * h
+
+
+def _with_surface(vmap: VertexMap, desc_src, desc_tgt, target: Mesh) -> VertexMap:
+    """``vmap`` refined to surface points on ``target`` (corners: the face's, or the vertex thrice)."""
+    f, w, _ = surface_points(desc_src, desc_tgt, target, vmap.indices)
+    corners = np.where(f[:, None] >= 0, target.faces[np.maximum(f, 0)], vmap.indices[:, None])
+    return vmap.with_surface(f, w, corners)
+
+
+class Aligner:
+    """Dense correspondence between two meshes cut into the same parts, with reusable solvers.
+
+    Parameters
+    ----------
+    mesh_a, mesh_b : Mesh
+    parts_a, parts_b : PartLabels
+        Same part names (any order; ``parts_b`` is renumbered to ``parts_a``'s order).
+    common_time_step : bool
+        Both meshes' geodesics use one absolute heat time step ``t = t_scale * h**2``
+        (:func:`shared_time_step`), so that the descriptors smooth alike; False lets each
+        mesh use its own default step.
+    t_scale : float
+    length_scale : {"max", "mean"}
+    method : {"heat", "potpourri3d", "exact"}
+        Geodesic method of the solvers.
+    device : optional
+        Where geodesics and matching run (None: CPU).
+
+    Attributes
+    ----------
+    solver_a, solver_b : GeodesicSolver
+        Built on first use and kept.
+
+    Raises
+    ------
+    PartError
+        The two labellings name different parts or do not fit their meshes.
+
+    Examples
+    --------
+    >>> from densemap.data import reference
+    >>> human, chimp = reference("human"), reference("chimp")
+    >>> aligner = Aligner(human.mesh, human.parts, chimp.mesh, chimp.parts)
+    >>> result = aligner.align(sources=4, refine=False, surface=False)
+    >>> len(result.a_to_b), len(result.b_to_a)
+    (13380, 7049)
+    >>> quality = aligner.quality(result)
+    >>> round(quality["a_to_b"]["part_agreement"], 3)
+    1.0
+    """
+
+    def __init__(self, mesh_a: Mesh, parts_a: PartLabels, mesh_b: Mesh, parts_b: PartLabels, *,
+                 common_time_step: bool = True, t_scale: float = 1.0, length_scale: LengthScale = "max",
+                 method: Literal["heat", "potpourri3d", "exact"] = "heat", device=None):
+        check_choice("length_scale", length_scale, get_args(LengthScale))
+        self.mesh_a, self.mesh_b = mesh_a, mesh_b
+        self.parts_a = parts_a.check_mesh(mesh_a)
+        self.parts_b = match_parts(parts_a, parts_b.check_mesh(mesh_b))
+        self.common_time_step, self.t_scale, self.length_scale = bool(common_time_step), float(t_scale), length_scale
+        self.method, self.device = method, device
+        self.t = shared_time_step(mesh_a, mesh_b, t_scale=t_scale, length_scale=length_scale) if common_time_step else None
+        self._solvers: dict[str, object] = {}
+
+    def _solver(self, which: str):
+        if which not in self._solvers:
+            from ..geodesics import GeodesicSolver
+
+            mesh = self.mesh_a if which == "a" else self.mesh_b
+            check_connected(mesh)
+            self._solvers[which] = GeodesicSolver(mesh, method=self.method, device=self.device, t=self.t)
+        return self._solvers[which]
+
+    @property
+    def solver_a(self):
+        return self._solver("a")
+
+    @property
+    def solver_b(self):
+        return self._solver("b")
+
+    def descriptors(self, *, progress: bool = False, **options) -> tuple[np.ndarray, np.ndarray]:
+        """(desc_a (V_a, L), desc_b (V_b, L)) in ``parts_a``'s part order, from the kept solvers.
+
+        ``options`` go to :func:`densemap.descriptors.part_descriptors` (weighting, sources,
+        normalize, seed, ...); ``sources`` defaults to :data:`DEFAULT_SOURCES`.
+        """
+        from ..descriptors import part_descriptors
+
+        check_connected(self.mesh_a)  # fail before any geodesic work
+        check_connected(self.mesh_b)
+        opts = {"sources": DEFAULT_SOURCES, **options, "progress": progress}
+        for key in ("method", "t", "device", "solver"):
+            if key in opts:
+                raise TypeError(f"descriptor option {key!r} belongs to the Aligner (its solvers), not to descriptors()")
+        desc_a = part_descriptors(self.mesh_a, self.parts_a, solver=self.solver_a, **opts)
+        desc_b = part_descriptors(self.mesh_b, self.parts_b, solver=self.solver_b, **opts)
+        return np.asarray(desc_a, dtype=np.float64), np.asarray(desc_b, dtype=np.float64)
+
+    def _options(self, descriptors, same_part, refine, refine_options, surface, descriptor_options) -> dict:
+        out = {
+            "same_part": same_part,
+            "refine": refine or False,
+            "refine_options": dict(refine_options or {}),
+            "surface": surface,
+            "common_time_step": self.common_time_step,
+            "t_scale": self.t_scale,
+            "length_scale": self.length_scale,
+            "device": None if self.device is None else str(self.device),
+            "descriptor_options": dict(descriptor_options),
+            "descriptors_given": descriptors is not None,
+            "method": self.method,
+        }
+        if self.t is not None and descriptors is None:
+            out["t"] = self.t
+        return out
+
+    def _match(self, desc_a, desc_b, same_part: bool) -> tuple[VertexMap, VertexMap]:
+        kw = dict(same_part=same_part, device=self.device)
+        a_to_b = match_descriptors(desc_a, desc_b, parts_src=self.parts_a, parts_tgt=self.parts_b,
+                                   source_name=self.mesh_a.name, target_name=self.mesh_b.name, **kw)
+        b_to_a = match_descriptors(desc_b, desc_a, parts_src=self.parts_b, parts_tgt=self.parts_a,
+                                   source_name=self.mesh_b.name, target_name=self.mesh_a.name, **kw)
+        return a_to_b, b_to_a
+
+    def align(self, *, descriptors: tuple | None = None, same_part: bool = True, refine: bool | RefineMethod = "zoomout",
+              refine_options: dict | None = None, surface: bool = True, progress: bool = False,
+              **descriptor_options) -> Alignment:
+        """Align the pair; see :func:`align` for the parameters."""
+        refine = "zoomout" if refine is True else refine
+        if refine:
+            check_choice("refine", refine, get_args(RefineMethod))
+        options = self._options(descriptors, same_part, refine, refine_options, surface, descriptor_options)
+        timings: dict[str, float] = {}
+
+        def stage(name, t0):
+            timings[name] = time.perf_counter() - t0
+            if progress:
+                print(f"densemap.align: {name} {timings[name]:.2f} s", file=sys.stderr, flush=True)
+
+        t0 = time.perf_counter()
+        if descriptors is None:
+            desc_a, desc_b = self.descriptors(progress=progress, **descriptor_options)
+            stage("descriptors", t0)
+        else:
+            desc_a, _ = as_descriptor_array(descriptors[0], "desc_a")
+            desc_b, _ = as_descriptor_array(descriptors[1], "desc_b")
+        for d, m, w in ((desc_a, self.mesh_a, "desc_a"), (desc_b, self.mesh_b, "desc_b")):
+            if len(d) != m.n_vertices:
+                raise ValueError(f"{w} has {len(d)} rows but mesh {m.name!r} has {m.n_vertices} vertices")
+
+        t0 = time.perf_counter()
+        a_to_b, b_to_a = self._match(desc_a, desc_b, same_part)
+        stage("match", t0)
+        if refine:
+            from .refine import refine_maps
+
+            t0 = time.perf_counter()
+            ropts = {"same_part": same_part, **(refine_options or {})}
+            a_to_b, b_to_a = refine_maps(self.mesh_a, self.mesh_b, a_to_b, b_to_a, method=refine, parts_a=self.parts_a,
+                                         parts_b=self.parts_b, desc_a=desc_a, desc_b=desc_b, **ropts)
+            stage("refine", t0)
+        if surface:
+            t0 = time.perf_counter()
+            a_to_b = _with_surface(a_to_b, desc_a, desc_b, self.mesh_b)
+            b_to_a = _with_surface(b_to_a, desc_b, desc_a, self.mesh_a)
+            stage("surface", t0)
+        metadata = {
+            "mesh_a": {"name": self.mesh_a.name, "sha1": self.mesh_a.sha1, "n_vertices": self.mesh_a.n_vertices},
+            "mesh_b": {"name": self.mesh_b.name, "sha1": self.mesh_b.sha1, "n_vertices": self.mesh_b.n_vertices},
+            "versions": package_versions("scipy", "torch"),
+        }
+        return Alignment(a_to_b=a_to_b, b_to_a=b_to_a, desc_a=desc_a, desc_b=desc_b, part_names=tuple(self.parts_a.names),
+                         parts_a=self.parts_a, parts_b=self.parts_b, options=options, timings=timings, metadata=metadata)
+
+    def quality(self, alignment: Alignment, *, ground_truth_b_to_a=None, geodesic: bool = True) -> dict:
+        """Map quality of both directions, with the kept solvers.
+
+        Parameters
+        ----------
+        alignment : Alignment
+            From :meth:`align` on this pair.
+        ground_truth_b_to_a : optional
+            The true A point of each B vertex (see :func:`~densemap.mapping.quality.map_quality`),
+            e.g. :func:`densemap.data.chimp_to_human_ground_truth` for the embedded pair.
+        geodesic : bool
+
+        Returns
+        -------
+        dict
+            ``{"a_to_b": {...}, "b_to_a": {...}}``, each from :func:`map_quality`
+            (part agreement, coverage, stretch, round-trip consistency, ground-truth error).
+        """
+        kw = dict(geodesic=geodesic, device=self.device)
+        solvers = dict(solver_a=self.solver_a, solver_b=self.solver_b) if geodesic else {}
+        return {
+            "a_to_b": map_quality(self.mesh_a, self.mesh_b, alignment.a_to_b, parts_a=self.parts_a, parts_b=self.parts_b,
+                                  b_to_a=alignment.b_to_a, **solvers, **kw),
+            "b_to_a": map_quality(self.mesh_b, self.mesh_a, alignment.b_to_a, parts_a=self.parts_b, parts_b=self.parts_a,
+                                  b_to_a=alignment.a_to_b, ground_truth=ground_truth_b_to_a,
+                                  **({"solver_a": self.solver_b, "solver_b": self.solver_a} if geodesic else {}), **kw),
+        }
+
+
+def align(
+    mesh_a: Mesh,
+    parts_a: PartLabels,
+    mesh_b: Mesh,
+    parts_b: PartLabels,
+    *,
+    descriptors: tuple | None = None,
+    same_part: bool = True,
+    refine: bool | RefineMethod = "zoomout",
+    refine_options: dict | None = None,
+    surface: bool = True,
+    common_time_step: bool = True,
+    t_scale: float = 1.0,
+    length_scale: LengthScale = "max",
+    device=None,
+    progress: bool = False,
+    **descriptor_options,
+) -> Alignment:
+    """Dense correspondence between two meshes labelled with the same parts.
+
+    Parameters
+    ----------
+    mesh_a, mesh_b : Mesh
+    parts_a, parts_b : PartLabels
+        Same part names (any order; ``parts_b`` is renumbered to ``parts_a``'s order).
+    descriptors : (desc_a (V_a, L), desc_b (V_b, L)), optional
+        Precomputed descriptors, in ``parts_a``'s part order; skips computing them.
+    same_part : bool
+        Match (and refine) only within the same part (default; see docs/alignment.md
+        for the measurements behind the defaults).
+    refine : bool or "zoomout"
+        Spectral refinement of both maps (:func:`densemap.mapping.refine.refine_maps`);
+        True means "zoomout" (the default). ``refine_options`` go to it (k_init, k_final, ...).
+    surface : bool
+        Add surface points (:func:`~densemap.mapping.matching.surface_points`) to both maps.
+    common_time_step, t_scale, length_scale
+        The heat time step shared by both meshes (see :class:`Aligner`).
+    device : optional
+        Where descriptors and matching run (None: CPU).
+    progress : bool
+        Progress bars over the geodesic sources and one line per stage (on stderr).
+    **descriptor_options
+        Passed to :func:`densemap.descriptors.part_descriptors` (weighting, sources,
+        normalize, seed, ...); ``method`` picks the geodesic method. ``sources`` defaults
+        to :data:`DEFAULT_SOURCES` (64 sampled sources per part: the same ground-truth
+        error as all sources on the embedded pair, at a quarter of the time).
+
+    Returns
+    -------
+    Alignment
+
+    Raises
+    ------
+    PartError
+        The two labellings name different parts or do not fit their meshes.
+
+    Examples
+    --------
+    >>> import densemap
+    >>> from densemap.data import reference
+    >>> human, chimp = reference("human"), reference("chimp")
+    >>> result = densemap.align(human.mesh, human.parts, chimp.mesh, chimp.parts, sources=4, refine=False)
+    >>> result.b_to_a.indices.shape, result.b_to_a.has_surface
+    ((7049,), True)
+    """
+    method = descriptor_options.pop("method", "heat")
+    aligner = Aligner(mesh_a, parts_a, mesh_b, parts_b, common_time_step=common_time_step, t_scale=t_scale,
+                      length_scale=length_scale, method=method, device=device)
+    return aligner.align(descriptors=descriptors, same_part=same_part, refine=refine, refine_options=refine_options,
+                         surface=surface, progress=progress, **descriptor_options)

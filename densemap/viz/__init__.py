@@ -1,0 +1,43 @@
+"""Pictures: off-screen renders of meshes, parts and colour transfers, and their colours.
+
+============  ==================================================================
+module        what it holds
+============  ==================================================================
+``pictures``  :func:`render_parts`, :func:`render_meshes`, :func:`render_transfer`,
+              :func:`write_png`
+``palette``   part colours (a left/right pair shares a hue), colour fields,
+              reading ids back from pixels; numpy only
+``gl``        :func:`check_offscreen_gl`: find an OpenGL backend VTK can use
+              without segfaulting (probed in a child process)
+============  ==================================================================
+
+Importing this package does not import pyvista or VTK.
+"""
+
+from .gl import check_offscreen_gl
+from .palette import (
+    BACKGROUND_COLOR,
+    PLAIN_COLOR,
+    UNLABELLED_COLOR,
+    color_field,
+    ids_from_pixels,
+    part_colors,
+    part_palette,
+)
+from .pictures import VIEWS, render_meshes, render_parts, render_transfer, write_png
+
+__all__ = [
+    "check_offscreen_gl",
+    "render_parts",
+    "render_meshes",
+    "render_transfer",
+    "write_png",
+    "VIEWS",
+    "color_field",
+    "part_palette",
+    "part_colors",
+    "ids_from_pixels",
+    "UNLABELLED_COLOR",
+    "BACKGROUND_COLOR",
+    "PLAIN_COLOR",
+]
