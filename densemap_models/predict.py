@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-from .evaluate import chart_result
+from .postprocess import chart_result
 
 __all__ = ["predict_images", "paste_iuv", "overlay"]
 
