@@ -21,7 +21,7 @@ from densemap_models.pseudo_labels import (
     iter_teacher_predictions,
     pseudo_annotations,
     pseudo_coco,
-    sample_points,
+    choose_points,
     write_pseudo_coco,
 )
 
@@ -61,17 +61,17 @@ def test_topk_strategies_pick_the_most_confident_foreground_pixels(strategy, nam
     pred = hand_pred()
     assert RANKING[strategy] == (name, larger)
     for k in (1, 3, 7):
-        rows, cols = sample_points(pred, strategy=strategy, k=k)
+        rows, cols = choose_points(pred, strategy=strategy, k=k)
         assert _pix(rows, cols) == _expected_topk(pred, name, larger, k)  # in rank order
         assert (pred.labels[rows, cols] > 0).all()  # background (with better values) never chosen
 
 
 def test_uv_takes_the_k_smallest_sigma_and_I_the_k_largest_posterior():
     pred = hand_pred()
-    rows, cols = sample_points(pred, strategy="uv", k=4)
+    rows, cols = choose_points(pred, strategy="uv", k=4)
     fg_sigma = np.sort(pred.sigma[pred.foreground])
     np.testing.assert_array_equal(np.sort(pred.sigma[rows, cols]), fg_sigma[:4])
-    rows, cols = sample_points(pred, strategy="I", k=4)
+    rows, cols = choose_points(pred, strategy="I", k=4)
     fg_conf = np.sort(pred.chart_conf[pred.foreground])[::-1]
     np.testing.assert_array_equal(pred.chart_conf[rows, cols], fg_conf[:4])
 
@@ -81,10 +81,10 @@ def test_k_at_least_the_foreground_takes_all_of_it_and_k0_takes_none(strategy):
     pred = hand_pred()
     n_fg = int(pred.foreground.sum())
     for k in (n_fg, n_fg + 1, 1000):
-        rows, cols = sample_points(pred, strategy=strategy, k=k, rng=np.random.default_rng(0))
+        rows, cols = choose_points(pred, strategy=strategy, k=k, rng=np.random.default_rng(0))
         assert len(rows) == n_fg
         assert set(_pix(rows, cols)) == set(zip(*np.nonzero(pred.foreground)))
-    rows, cols = sample_points(pred, strategy=strategy, k=0, rng=np.random.default_rng(0))
+    rows, cols = choose_points(pred, strategy=strategy, k=0, rng=np.random.default_rng(0))
     assert len(rows) == len(cols) == 0 and rows.dtype == np.int64
 
 
@@ -95,14 +95,14 @@ def test_ties_are_broken_by_row_major_order():
     pred = BoxPrediction(labels=lab, u=one * 0.5, v=one * 0.5, mask_prob=one, chart_conf=one, sigma=one * 0.1)
     expected = [(0, 0), (0, 1), (0, 2), (0, 3), (1, 0), (1, 2)]
     for s in ("mask", "I", "uv"):
-        rows, cols = sample_points(pred, strategy=s, k=6)
+        rows, cols = choose_points(pred, strategy=s, k=6)
         assert _pix(rows, cols) == expected, s
 
 
 def test_uniform_is_reproducible_distinct_foreground_and_unbiased():
     pred = hand_pred()
-    a = sample_points(pred, strategy="uniform", k=5, rng=np.random.default_rng(3))
-    b = sample_points(pred, strategy="uniform", k=5, rng=np.random.default_rng(3))
+    a = choose_points(pred, strategy="uniform", k=5, rng=np.random.default_rng(3))
+    b = choose_points(pred, strategy="uniform", k=5, rng=np.random.default_rng(3))
     np.testing.assert_array_equal(a[0], b[0])
     np.testing.assert_array_equal(a[1], b[1])
     assert len(set(_pix(*a))) == 5 and (pred.labels[a] > 0).all()
@@ -111,7 +111,7 @@ def test_uniform_is_reproducible_distinct_foreground_and_unbiased():
     rng = np.random.default_rng(0)
     n = 3000
     for _ in range(n):
-        r, c = sample_points(pred, strategy="uniform", k=5, rng=rng)
+        r, c = choose_points(pred, strategy="uniform", k=5, rng=rng)
         counts[r, c] += 1
     p = 5 / 16
     freq = counts[pred.foreground] / n
@@ -119,16 +119,16 @@ def test_uniform_is_reproducible_distinct_foreground_and_unbiased():
     assert counts[~pred.foreground].sum() == 0
 
 
-def test_sample_points_argument_errors():
+def test_choose_points_argument_errors():
     pred = hand_pred()
     with pytest.raises(ValueError, match=r"unknown strategy 'sigma'; expected one of \['uniform', 'mask', 'I', 'uv'\]"):
-        sample_points(pred, strategy="sigma", k=1)
+        choose_points(pred, strategy="sigma", k=1)
     with pytest.raises(ValueError, match="k must be an integer >= 0"):
-        sample_points(pred, strategy="I", k=-1)
+        choose_points(pred, strategy="I", k=-1)
     with pytest.raises(ValueError, match="k must be an integer >= 0"):
-        sample_points(pred, strategy="I", k=2.5)
+        choose_points(pred, strategy="I", k=2.5)
     with pytest.raises(ValueError, match="needs rng"):
-        sample_points(pred, strategy="uniform", k=1)
+        choose_points(pred, strategy="uniform", k=1)
 
 
 def test_box_prediction_validation():
@@ -247,7 +247,7 @@ def test_k0_keeps_boxes_and_masks_without_points():
 
 
 def test_dp_masks_are_the_coarse_parts_of_the_labels_on_the_box_grid():
-    from densemap.synth import COARSE_OF_CHART
+    from densemap.annotation.coco import COARSE_OF_CHART
     from pycocotools import mask as mask_utils
 
     lab = hand_pred().labels
