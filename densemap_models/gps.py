@@ -116,14 +116,14 @@ def default_target(name: str = "densemap_human") -> GeodesicTarget:
     """The embedded human (or chimp) as a GPS target, cached per process."""
     if name not in _TARGETS:
         from densemap.charts import reference_atlas
-        from densemap.data import reference_chimp, reference_human
+        from densemap.data import reference
 
         species = {"densemap_human": "human", "densemap_chimp": "chimp"}.get(name)
         if species is None:
             raise ValueError(f"unknown target mesh {name!r}; expected one of ['densemap_human', 'densemap_chimp'] "
                              "or a GeodesicTarget built from a mesh and atlas")
-        ref = reference_human() if species == "human" else reference_chimp()
-        _TARGETS[name] = GeodesicTarget(ref.mesh, reference_atlas(species), units_to_metres=0.1, name=name)
+        _TARGETS[name] = GeodesicTarget(reference(species).mesh, reference_atlas(species), units_to_metres=0.1,
+                                        name=name)
     return _TARGETS[name]
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from densemap.errors import DensemapError
-from densemap.mesh import atomic_path
+from densemap._io import atomic_path
 
 __all__ = ["POINT_FLIP", "MASK_FLIP", "UVSymmetry", "default_uv_symmetry", "cache_dir"]
 

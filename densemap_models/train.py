@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from densemap.errors import DensemapError
-from densemap.mesh import atomic_path
+from densemap._io import atomic_path
 
 from .config import Config, config_from_dict, save_config
 from .datasets import DensePoseDataset, collate, resolve_data
