@@ -167,7 +167,7 @@ def _rewrite(ann: dict, rec: AnnotationRecord, pts: dict, target_name: str) -> d
 
 
 def _version() -> str:
-    from densemap import __version__
+    from densemap._version import __version__
 
     return __version__
 

@@ -12,7 +12,7 @@ from .errors import AnnotationError, AtlasError, DensemapError, GLBackendError, 
 from .mesh import Mesh, MeshReport, check_mesh, load_mesh, save_mesh
 from .parts import PartLabels, face_labels, load_parts, match_parts, part_adjacency, save_parts
 
-__version__ = "0.1.0"
+from ._version import __version__
 
 # public name -> module that defines it (imported lazily)
 _LAZY = {

@@ -76,7 +76,7 @@ def package_versions(*packages: str) -> dict:
     """``{"densemap": ..., "numpy": ..., package: version or None}`` for provenance records."""
     from importlib.metadata import PackageNotFoundError, version
 
-    from . import __version__
+    from ._version import __version__
 
     out = {"densemap": __version__, "numpy": np.__version__}
     for pkg in packages:

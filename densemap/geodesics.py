@@ -438,5 +438,17 @@ class GeodesicSolver:
 
 
 def geodesic_distances(mesh, sources, *, return_tensor: bool = False, progress: bool = False, **kw):
-    """(S, V) distances, one-off: ``GeodesicSolver(mesh, **kw).distances(sources)``."""
+    """(S, V) distances, one-off: ``GeodesicSolver(mesh, **kw).distances(sources)``.
+
+    Examples
+    --------
+    Distances on a unit sphere approach the arc length (pi between antipodes):
+
+    >>> import numpy as np, trimesh
+    >>> s = trimesh.creation.icosphere(subdivisions=4)
+    >>> d = geodesic_distances(s, [0])
+    >>> antipode = int(np.argmin(s.vertices @ s.vertices[0]))
+    >>> d.shape, bool(abs(d[0, antipode] - np.pi) < 0.05)
+    ((1, 2562), True)
+    """
     return GeodesicSolver(mesh, **kw).distances(sources, return_tensor=return_tensor, progress=progress)

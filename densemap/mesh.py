@@ -435,6 +435,15 @@ def load_mesh(path: str | os.PathLike) -> Mesh:
     ------
     MeshError
         Missing or unreadable file, unknown format, non-finite coordinates, bad face indices.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "tri.obj"
+    >>> _ = p.write_text("v 0 0 0\\nv 1 0 0\\nv 0 1 0\\nf 1 2 3\\n")
+    >>> m = load_mesh(p)
+    >>> m.n_vertices, m.faces.tolist(), m.area
+    (3, [[0, 1, 2]], 0.5)
     """
     path = Path(path)
     suffix = path.suffix.lower()

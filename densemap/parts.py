@@ -173,7 +173,7 @@ def face_labels(faces, labels) -> np.ndarray:
     Examples
     --------
     >>> import numpy as np
-    >>> face_labels(np.array([[0, 1, 2], [0, 1, 3], [2, 3, 4]]), np.array([7, 5, -1, 5, -1]))
+    >>> face_labels(np.array([[0, 1, 2], [0, 1, 3], [2, 4, 2]]), np.array([7, 5, -1, 5, -1]))
     array([ 5,  5, -1])
     """
     lab = np.asarray(labels, dtype=np.int64)[np.asarray(faces)]
@@ -204,8 +204,9 @@ def part_adjacency(mesh: Mesh, parts: PartLabels):
     Examples
     --------
     >>> from densemap.data import reference
-    >>> g = part_adjacency(*reference("human")[:2])
-    >>> g.has_edge("face", "neck"), g.has_edge("face", "foot_sole_left")
+    >>> human = reference("human")
+    >>> g = part_adjacency(human.mesh, human.parts)
+    >>> g.has_edge("face", "head_back"), g.has_edge("face", "foot_sole_left")
     (True, False)
     """
     import networkx as nx

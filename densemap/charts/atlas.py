@@ -192,6 +192,18 @@ class ChartAtlas:
         Each chart has a uniform grid over [0, 1]^2 listing the triangles whose (u, v)
         box meets each cell; a point is tested against the triangles of its cell only.
         Points in no triangle go to the nearest point of the chart's boundary edges.
+
+        Examples
+        --------
+        A round trip surface point -> (c, u, v) -> surface point:
+
+        >>> import numpy as np
+        >>> from densemap.charts import reference_atlas
+        >>> atlas = reference_atlas("human")
+        >>> c, u, v = atlas.chart_coords([100, 2000], [[0.2, 0.3, 0.5], [1 / 3, 1 / 3, 1 / 3]])
+        >>> loc = atlas.locate(c, u, v)
+        >>> loc.face.tolist(), bool(np.allclose(loc.bary[0], [0.2, 0.3, 0.5]))
+        ([100, 2000], True)
         """
         c = np.asarray(c)
         u = np.asarray(u, dtype=np.float64)

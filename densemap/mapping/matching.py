@@ -105,6 +105,13 @@ def match_descriptors(
     -------
     VertexMap
         ``distances`` holds the (unsquared) descriptor distance of each match.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> m = match_descriptors(np.array([[0.0], [0.9], [2.2]]), np.array([[0.0], [1.0], [2.0]]))
+    >>> m.indices, m.distances.round(2)
+    (array([0, 1, 2]), array([0. , 0.1, 0.2]))
     """
     check_choice("backend", backend, get_args(MatchBackend))
     src, dev_s = as_descriptor_array(desc_src, "desc_src")

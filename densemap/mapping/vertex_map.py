@@ -128,6 +128,13 @@ def transfer(values, vmap: VertexMap, *, surface: bool = False):
     -------
     (V_src, ...) array
         ``values[vmap.indices]`` (or the interpolated values).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> src_to_tgt = VertexMap([2, 0, 0], np.zeros(3), n_target=3)
+    >>> transfer(np.array([10, 20, 30]), src_to_tgt)
+    array([30, 10, 10])
     """
     is_tensor = type(values).__module__.startswith("torch")
     if vmap.n_target is not None and len(values) != vmap.n_target:

@@ -106,15 +106,14 @@ def annotate_scene(scene: Scene, rng: np.random.Generator, *, options: SceneOpti
 
 def synth_image(species: Species, seed: int, index: int, *, options: SceneOptions | None = None,
                 device=None) -> tuple[Scene, list[dict]]:
-    """Image ``index`` of the dataset with ``seed``: its scene and annotations (no ids)."""
-    rng = np.random.default_rng([int(seed), int(index)])
-    scene = render_scene(species, rng, options=options, device=device)
-    return scene, annotate_scene(scene, rng, options=options)
+    """Image ``index`` of the dataset with ``seed``: its scene and annotations (no ids).
 
-
-def synth_image(species: Species, seed: int, index: int, *, options: SceneOptions | None = None,
-                device=None) -> tuple[Scene, list[dict]]:
-    """Image ``index`` of the dataset with ``seed``: its scene and annotations (no ids)."""
+    Examples
+    --------
+    >>> scene, anns = synth_image("chimp", seed=0, index=3, options=SceneOptions(size=64, instances=(1, 1)))
+    >>> scene.image.shape, [a["ref_model"] for a in anns]
+    ((64, 64, 3), ['densemap_chimp'])
+    """
     rng = np.random.default_rng([int(seed), int(index)])
     scene = render_scene(species, rng, options=options, device=device)
     return scene, annotate_scene(scene, rng, options=options)
@@ -171,7 +170,7 @@ def synth_dataset(species: Species, n_images: int, out_dir: str | os.PathLike, *
     ValueError
         Unknown species, ``n_images < 1``.
     """
-    from .. import __version__
+    from .._version import __version__
 
     check_choice("species", species, SPECIES)
     if int(n_images) < 1:
