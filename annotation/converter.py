@@ -19,6 +19,7 @@ from typing import Literal, NamedTuple
 import numpy as np
 
 from densemap._io import file_sha256
+from densemap._validate import check_choice
 from densemap.charts import ChartAtlas
 from densemap.data import SPECIES, Species
 from densemap.errors import AnnotationError, DensemapError
@@ -213,24 +214,13 @@ def map_from_file(path: str | os.PathLike, source: Mesh, target: Mesh):
     return vmap, {"kind": "file", "file": str(path), "sha256": file_sha256(path)}
 
 
-def reference_converter(
-    source: Species = "chimp",
-    target: Species = "human",
-    *,
-    map_path: str | os.PathLike | None = None,
-    sources: int | Literal["all"] = 16,
-    progress: bool = False,
-) -> AnnotationConverter:
+def reference_converter(source: Species = "chimp", target: Species = "human", **options) -> AnnotationConverter:
     """Converter between the embedded meshes (default: chimpanzee to human).
 
-    Parameters
-    ----------
-    source, target : {"chimp", "human"}
-    map_path : path-like, optional
-        An alignment ``.npz`` (``densemap align``) between the two meshes, either way
-        round. Without it the map is computed with :func:`densemap.mapping.align` on the
-        reference pair (``sources`` sampled geodesic sources per part; "all" = the
-        library default, slower), which the provenance records.
+    ``source`` and ``target`` are ``"chimp"`` or ``"human"``; ``options`` are those of
+    :func:`mesh_converter` (``map_path``, ``sources``, ...). Without ``map_path`` the map is
+    computed with :func:`densemap.mapping.align` on the embedded pair, and the provenance
+    records it.
 
     Examples
     --------
@@ -239,7 +229,9 @@ def reference_converter(
     >>> res.i.tolist(), res.status.tolist()
     ([1, 2], [0, 0])
     """
-    return mesh_converter(source, target, map_path=map_path, sources=sources, progress=progress)
+    for s in (source, target):
+        check_choice("reference mesh", s, SPECIES)
+    return mesh_converter(source, target, **options)
 
 
 def _side(mesh, atlas, name, flag: str):

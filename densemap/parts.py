@@ -293,14 +293,13 @@ def load_parts(
     path = Path(path)
     if not path.is_file():
         raise PartError(f"{path}: no such file")
-    suffix = path.suffix.lower()
-    if suffix == ".obj":
-        return _parts_from_obj(path, mesh)
-    if suffix == ".json":
-        return _parts_from_json(path, mesh)
-    if suffix in (".npy", ".txt", ".ply"):
-        return _parts_from_integers(path, mesh, names, field)
-    raise PartError(f"{path}: unsupported part-label format {suffix!r}; expected .obj, .json, .npy, .txt or .ply")
+    readers = {".obj": lambda: _parts_from_obj(path, mesh), ".json": lambda: _parts_from_json(path, mesh)}
+    readers.update(dict.fromkeys((".npy", ".txt", ".ply"), lambda: _parts_from_integers(path, mesh, names, field)))
+    read = readers.get(path.suffix.lower())
+    if read is None:
+        raise PartError(f"{path}: unsupported part-label format {path.suffix.lower()!r}; expected .obj, .json, .npy, "
+                        ".txt or .ply")
+    return read()
 
 
 def _parts_from_obj(path: Path, mesh: Mesh | None) -> PartLabels:

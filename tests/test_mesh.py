@@ -138,31 +138,17 @@ def test_missing_file(tmp_path):
         load_mesh(tmp_path / "nope.obj")
 
 
-def test_unsupported_suffix(tmp_path):
-    p = tmp_path / "m.xyz"
-    p.write_text("1 2 3\n")
-    with pytest.raises(MeshError, match=r"m.xyz: unsupported mesh format '.xyz'"):
-        load_mesh(p)
-
-
-def test_nonfinite_obj_names_file_and_vertex(tmp_path):
-    p = tmp_path / "bad.obj"
-    p.write_text("v 0 0 0\nv 1 0 0\nv nan 1 0\nf 1 2 3\n")
-    with pytest.raises(MeshError, match=r"bad.obj: vertices\[2\] .* is not finite"):
-        load_mesh(p)
-
-
-def test_obj_parse_error_names_line(tmp_path):
-    p = tmp_path / "bad.obj"
-    p.write_text("v 0 0 0\nv 1 0 zero\n")
-    with pytest.raises(MeshError, match=r"bad.obj:2: cannot parse 'v' line"):
-        load_mesh(p)
-
-
-def test_obj_face_out_of_range(tmp_path):
-    p = tmp_path / "bad.obj"
-    p.write_text("v 0 0 0\nv 1 0 0\nv 0 1 0\nf 1 2 3\nf 1 2 7\n")
-    with pytest.raises(MeshError, match=r"faces\[1\] references vertex 6 but the mesh has 3 vertices"):
+@pytest.mark.parametrize("name, text, match", [
+    ("m.xyz", "1 2 3\n", r"m.xyz: unsupported mesh format '.xyz'"),
+    ("bad.obj", "v 0 0 0\nv 1 0 0\nv nan 1 0\nf 1 2 3\n", r"bad.obj: vertices\[2\] .* is not finite"),
+    ("bad.obj", "v 0 0 0\nv 1 0 zero\n", r"bad.obj:2: cannot parse 'v' line"),
+    ("bad.obj", "v 0 0 0\nv 1 0 0\nv 0 1 0\nf 1 2 3\nf 1 2 7\n",
+     r"faces\[1\] references vertex 6 but the mesh has 3 vertices"),
+])
+def test_bad_mesh_file_names_file_and_offender(tmp_path, name, text, match):
+    p = tmp_path / name
+    p.write_text(text)
+    with pytest.raises(MeshError, match=match):
         load_mesh(p)
 
 
