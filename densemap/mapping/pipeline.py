@@ -91,7 +91,7 @@ class Aligner:
     Raises
     ------
     PartError
-        The two labellings name different parts or do not fit their meshes.
+        ``parts_b`` names other parts than ``parts_a``, or a labelling does not fit its mesh.
 
     Examples
     --------
