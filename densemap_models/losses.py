@@ -14,6 +14,7 @@ gradient bookkeeping) is the same for every batch.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, fields
 
 import torch
@@ -22,6 +23,8 @@ import torch.nn.functional as F
 from .heads import DensePoseOutput
 
 __all__ = ["scaled_cross_entropy", "gaussian_nll", "sample_maps", "RoITargets", "roi_targets", "densepose_losses"]
+
+LOG_2PI = math.log(2.0 * math.pi)
 
 
 def scaled_cross_entropy(logits: torch.Tensor, alpha: torch.Tensor, target: torch.Tensor, *,
@@ -49,7 +52,7 @@ def gaussian_nll(pred: torch.Tensor, target: torch.Tensor, sigma: torch.Tensor, 
     Parameters
     ----------
     pred, target, sigma : (P, D) or (P,) float
-        Prediction, ground truth and standard deviation (> 0, else ValueError; low = confident).
+        Prediction, ground truth and standard deviation (> 0; low = confident).
     reduction : {"sum", "mean", "none"}
         Over points P; the D components of one point are always summed.
 
@@ -60,11 +63,12 @@ def gaussian_nll(pred: torch.Tensor, target: torch.Tensor, sigma: torch.Tensor, 
     """
     if pred.dim() == 1:
         pred, target, sigma = pred[:, None], target[:, None], sigma[:, None]
-    # torch's Gaussian NLL takes the variance and clamps it at ``eps`` (default 1e-6, which
-    # would change the loss for sigma < 1e-3); with the dtype's smallest normal number as eps
-    # it equals Eq. 3 to rounding (checked: <= 3e-7 of the terms' size in float32).
-    eps = torch.finfo(sigma.dtype).tiny
-    per = F.gaussian_nll_loss(pred, target, sigma * sigma, full=True, eps=eps, reduction="none")
+    # Not torch.nn.functional.gaussian_nll_loss(pred, target, sigma**2, full=True): it clamps the
+    # variance at eps (default 1e-6, so it differs for sigma < 1e-3, and sigma_min may be set that
+    # low), and even with eps = finfo.tiny it agrees only to float32 rounding (<= 3e-7 of the
+    # terms' size, but up to 4e-3 relative where a point's NLL crosses 0), which is enough to change
+    # a training run's trajectory within a few steps; it also syncs with the device (any(var < 0)).
+    per = 0.5 * LOG_2PI + torch.log(sigma) + 0.5 * ((pred - target) / sigma) ** 2
     return _reduce(per.sum(dim=1), reduction, pred)
 
 
