@@ -28,6 +28,26 @@ def calibration(gt_by_image: dict, preds: list[dict], *, bins: int = 8) -> dict:
     * I: calibrated confidence ``max softmax(alpha * z)`` against chart accuracy, in equal-width
       bins, with the expected calibration error (ECE).
     """
+    sig, err, conf, correct = _calibration_points(gt_by_image, preds)
+    uv_rows = _uv_bins(sig, err, bins)
+    i_rows, ece = _i_bins(conf, correct, bins)
+    summary = {
+        "uv_points": int(len(sig)),
+        "uv_rms_error": float(np.sqrt((err**2).mean())) if len(err) else None,
+        "uv_mean_sigma": float(sig.mean()) if len(sig) else None,
+        "uv_within_1sigma": float((err <= sig).mean()) if len(sig) else None,
+        "uv_sigma_error_spearman": _spearman(sig, err),
+        "i_points": int(len(conf)),
+        "i_accuracy": float(correct.mean()) if len(correct) else None,
+        "i_mean_conf": float(conf.mean()) if len(conf) else None,
+        "i_ece": float(ece) if len(conf) else None,
+    }
+    return {"summary": summary, "uv_bins": uv_rows, "i_bins": i_rows}
+
+
+def _calibration_points(gt_by_image: dict, preds: list[dict]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``sigma, |error|`` (M,) of u and v where the chart is right, ``conf, correct`` (N,) of the chart
+    at predicted-foreground points, over every annotated GT's best detection."""
     sig, err, conf, correct = [], [], [], []
     for p in preds:
         anns = gt_by_image.get(p["image_id"], [])
@@ -55,22 +75,29 @@ def calibration(gt_by_image: dict, preds: list[dict], *, bins: int = 8) -> dict:
                 gt = np.asarray(a[key], dtype=np.float64)[ok][same]
                 sig.append(r["sigma"][c - 1, py[ok], px[ok]][same])
                 err.append(np.abs(pred - gt))
-    sig = np.concatenate(sig) if sig else np.zeros(0)
-    err = np.concatenate(err) if err else np.zeros(0)
-    conf = np.concatenate(conf) if conf else np.zeros(0)
-    correct = np.concatenate(correct) if correct else np.zeros(0, bool)
-    uv_rows = []
+    return (np.concatenate(sig) if sig else np.zeros(0), np.concatenate(err) if err else np.zeros(0),
+            np.concatenate(conf) if conf else np.zeros(0), np.concatenate(correct) if correct else np.zeros(0, bool))
+
+
+def _uv_bins(sig: np.ndarray, err: np.ndarray, bins: int) -> list[dict]:
+    """Rows of (sigma, error) pairs binned by sigma quantiles."""
+    rows = []
     if len(sig):
         edges = np.unique(np.quantile(sig, np.linspace(0, 1, bins + 1)))
         which = np.clip(np.searchsorted(edges, sig, side="right") - 1, 0, max(len(edges) - 2, 0))
         for b in range(max(len(edges) - 1, 1)):
             m = which == b
             if m.any():
-                uv_rows.append({"sigma_lo": float(edges[b]), "sigma_hi": float(edges[min(b + 1, len(edges) - 1)]),
-                                "n": int(m.sum()), "mean_sigma": float(sig[m].mean()),
-                                "rms_error": float(np.sqrt((err[m] ** 2).mean())), "mean_abs_error": float(err[m].mean()),
-                                "within_1sigma": float((err[m] <= sig[m]).mean())})
-    i_rows = []
+                rows.append({"sigma_lo": float(edges[b]), "sigma_hi": float(edges[min(b + 1, len(edges) - 1)]),
+                             "n": int(m.sum()), "mean_sigma": float(sig[m].mean()),
+                             "rms_error": float(np.sqrt((err[m] ** 2).mean())), "mean_abs_error": float(err[m].mean()),
+                             "within_1sigma": float((err[m] <= sig[m]).mean())})
+    return rows
+
+
+def _i_bins(conf: np.ndarray, correct: np.ndarray, bins: int) -> tuple[list[dict], float]:
+    """Reliability rows of the chart confidence in equal-width bins, and the ECE."""
+    rows = []
     ece = 0.0
     if len(conf):
         edges = np.linspace(0, 1, bins + 1)
@@ -78,21 +105,10 @@ def calibration(gt_by_image: dict, preds: list[dict], *, bins: int = 8) -> dict:
         for b in range(bins):
             m = which == b
             if m.any():
-                i_rows.append({"conf_lo": float(edges[b]), "conf_hi": float(edges[b + 1]), "n": int(m.sum()),
-                               "mean_conf": float(conf[m].mean()), "accuracy": float(correct[m].mean())})
+                rows.append({"conf_lo": float(edges[b]), "conf_hi": float(edges[b + 1]), "n": int(m.sum()),
+                             "mean_conf": float(conf[m].mean()), "accuracy": float(correct[m].mean())})
                 ece += m.mean() * abs(conf[m].mean() - correct[m].mean())
-    summary = {
-        "uv_points": int(len(sig)),
-        "uv_rms_error": float(np.sqrt((err**2).mean())) if len(err) else None,
-        "uv_mean_sigma": float(sig.mean()) if len(sig) else None,
-        "uv_within_1sigma": float((err <= sig).mean()) if len(sig) else None,
-        "uv_sigma_error_spearman": _spearman(sig, err),
-        "i_points": int(len(conf)),
-        "i_accuracy": float(correct.mean()) if len(correct) else None,
-        "i_mean_conf": float(conf.mean()) if len(conf) else None,
-        "i_ece": float(ece) if len(conf) else None,
-    }
-    return {"summary": summary, "uv_bins": uv_rows, "i_bins": i_rows}
+    return rows, ece
 
 
 def _spearman(a: np.ndarray, b: np.ndarray) -> float | None:

@@ -89,6 +89,15 @@ class StreamSampler(torch.utils.data.Sampler):
 
 
 def _lr_lambda(config: Config):
+    """LR factor at ``step``: linear warmup from 0.1 over ``warmup_iters``, x0.1 at every ``lr_steps``.
+
+    Kept as a LambdaLR rather than ``SequentialLR(LinearLR(0.1), MultiStepLR)``: that chain
+    matches this only to ~5e-15 (its factors are products updated step by step), needs its
+    milestones shifted by the warmup and rounded up, cannot drop the LR during the warmup
+    (a drop at ``lr_steps * max_iter < warmup_iters`` is applied on top of the warmup here),
+    and could not resume the LambdaLR state stored in existing ``last.pt`` files.
+    """
+
     def f(step: int) -> float:
         warm = 1.0
         if step < config.warmup_iters:
@@ -139,14 +148,248 @@ def synthetic_default_data(out: Path, *, n_images: int = 64, seed: int = 0, size
     return out
 
 
+@dataclass(frozen=True)
+class _Dist:
+    """Where this process runs: its rank among ``world`` and its torch device."""
+
+    rank: int
+    local_rank: int
+    world: int
+    device: torch.device
+
+    @property
+    def distributed(self) -> bool:
+        return self.world > 1
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def barrier(self) -> None:
+        if self.distributed:
+            torch.distributed.barrier()
+
+
 def _dist_info() -> tuple[int, int, int]:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     return int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0")), world
 
 
+def _setup_distributed(device: str) -> _Dist:
+    """Join the torchrun process group (if any); under torchrun with CUDA, use ``cuda:LOCAL_RANK``."""
+    rank, local_rank, world = _dist_info()
+    if world > 1:
+        import torch.distributed as dist
+
+        if not dist.is_initialized():
+            dist.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo")
+        if torch.cuda.is_available():
+            device = f"cuda:{local_rank}"
+            torch.cuda.set_device(local_rank)
+    return _Dist(rank, local_rank, world, torch.device(device))
+
+
 def _save(path: Path, obj: dict) -> None:
     with atomic_path(path) as tmp:
         torch.save(obj, tmp)
+
+
+def _resume_state(out: Path, resume: bool) -> dict | None:
+    """The full state in ``out/last.pt`` to continue from (None without ``resume``)."""
+    if not resume:
+        return None
+    if not (out / "last.pt").is_file():
+        raise DensemapError(f"{out}: nothing to resume (no last.pt)")
+    return torch.load(out / "last.pt", map_location="cpu", weights_only=False)
+
+
+def _training_dataset(config: Config, *, data, images, extra_annotations, pseudo, out: Path,
+                      dist: _Dist) -> DensePoseDataset:
+    """The training set (``data`` None: the synthetic default set, rendered by rank 0)."""
+    if data is None:
+        data = synthetic_default_data(out / "synth_data", seed=config.seed) if dist.main else out / "synth_data"
+        dist.barrier()
+    js, root = resolve_data(data, images)
+    from .symmetry import default_uv_symmetry
+
+    dataset = DensePoseDataset([js, *extra_annotations], root, classes=config.classes, train=True,
+                               flip_prob=config.flip_prob, uv_symmetry=default_uv_symmetry(config.uv_symmetry),
+                               skip_empty=True, seed=config.seed, pseudo=pseudo)
+    if len(dataset) == 0:
+        raise DensemapError(f"{js}: no image with a usable instance")
+    return dataset
+
+
+@dataclass
+class _Run:
+    """What one training step changes: the model (and its DDP wrapper), optimizer, LR schedule,
+    AMP scaler and the step count."""
+
+    model: DensePoseRCNN
+    ddp: torch.nn.Module
+    opt: torch.optim.Optimizer
+    sched: torch.optim.lr_scheduler.LRScheduler
+    scaler: torch.amp.GradScaler
+    use_amp: bool
+    step: int = 0
+
+
+def _init_weights(model: DensePoseRCNN, init) -> None:
+    """Load the tensors of checkpoint ``init`` whose names and shapes match (the rest is logged)."""
+    ck = torch.load(init, map_location="cpu", weights_only=False)
+    sd = ck.get("model", ck)
+    own = model.state_dict()
+    ok = {k: v for k, v in sd.items() if k in own and own[k].shape == v.shape}
+    model.load_state_dict(ok, strict=False)
+    log.info("init: %d of %d tensors from %s", len(ok), len(own), init)
+
+
+def _build_run(config: Config, *, init, state: dict | None, dist: _Dist) -> _Run:
+    """Seeded model, optimizer, schedule and scaler; restored from ``state`` when resuming."""
+    dev = dist.device
+    torch.manual_seed(config.seed + dist.rank)
+    random.seed(config.seed + dist.rank)
+    model = build_model(config)
+    if init is not None and state is None:
+        _init_weights(model, init)
+    model.to(dev).train()
+    opt = _optimizer(model, config)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(config))
+    use_amp = config.amp and dev.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    run = _Run(model, model, opt, sched, scaler, use_amp)
+    if state is not None:
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        scaler.load_state_dict(state["scaler"])
+        run.step = int(state["step"])
+        torch.set_rng_state(state["rng"]["torch"])
+        if dev.type == "cuda" and state["rng"].get("cuda") is not None:
+            torch.cuda.set_rng_state(state["rng"]["cuda"], dev)
+        random.setstate(state["rng"]["python"])
+    if dist.distributed:
+        run.ddp = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[dist.local_rank] if dev.type == "cuda" else None, find_unused_parameters=False)
+    return run
+
+
+def _loader(dataset: DensePoseDataset, config: Config, *, step: int, dist: _Dist) -> torch.utils.data.DataLoader:
+    """Batches of the sample stream from optimizer step ``step`` to ``max_iter`` (this rank's share)."""
+    remaining = config.max_iter - step
+    sampler = StreamSampler(len(dataset), seed=config.seed, batch_size=config.batch_size,
+                            start_batch=step * config.accumulate, n_batches=max(remaining, 0) * config.accumulate,
+                            rank=dist.rank, world=dist.world)
+    return torch.utils.data.DataLoader(dataset, batch_size=config.batch_size, sampler=sampler, collate_fn=collate,
+                                       num_workers=config.workers, persistent_workers=False,
+                                       pin_memory=dist.device.type == "cuda",
+                                       # own generator: creating the iterator must not draw from the global
+                                       # RNG, or a resumed run would diverge from an uninterrupted one
+                                       generator=torch.Generator().manual_seed(config.seed))
+
+
+def _forward_backward(run: _Run, images, targets, *, accumulate: int, dev: torch.device) -> dict:
+    """Losses of one micro-batch; their sum / ``accumulate`` is backpropagated (scaled under AMP)."""
+    images = [im.to(dev, non_blocking=True) for im in images]
+    targets = [{k: (v.to(dev, non_blocking=True) if torch.is_tensor(v) else v) for k, v in t.items()}
+               for t in targets]
+    with torch.autocast(device_type=dev.type, dtype=torch.float16, enabled=run.use_amp):
+        losses = run.ddp(images, targets)
+    loss = sum(losses.values()) / accumulate
+    run.scaler.scale(loss).backward()
+    return losses
+
+
+def _optimizer_step(run: _Run, clip_grad_norm: float) -> torch.Tensor:
+    """Clip, step (skipped on a non-finite gradient norm), advance the schedule; returns the norm."""
+    run.scaler.unscale_(run.opt)
+    gnorm = torch.nn.utils.clip_grad_norm_(run.model.parameters(), clip_grad_norm)
+    if torch.isfinite(gnorm):
+        run.scaler.step(run.opt)
+    else:
+        log.warning("step %d: non-finite gradient norm, update skipped", run.step)
+    run.scaler.update()
+    run.opt.zero_grad(set_to_none=True)
+    run.sched.step()
+    run.step += 1
+    return gnorm
+
+
+_BAR_KEYS = ("loss", "loss_classifier", "loss_mask", "loss_densepose_I", "loss_densepose_UV", "loss_densepose_S")
+
+
+class _Meter:
+    """Running means of the losses between log rows, the rows (``log.jsonl``, ``log.csv``) and the bar."""
+
+    def __init__(self, out: Path, *, world: int, main: bool, t_start: float, bar=None):
+        self.out, self.world, self.main, self.t_start, self.bar = out, world, main, t_start, bar
+        self.last: dict = {}
+        self._reset()
+
+    def _reset(self) -> None:
+        self.running: dict[str, float] = {}
+        self.n, self.images, self.t = 0, 0, time.perf_counter()
+
+    def add(self, losses: dict, n_images: int) -> None:
+        for k, v in losses.items():
+            self.running[k] = self.running.get(k, 0.0) + float(v.detach())
+        self.n += 1
+        self.images += n_images
+
+    def emit(self, step: int, lr: float, gnorm) -> dict:
+        """Write the row of ``step`` (rank 0) and start a new averaging window."""
+        last = {k: v / self.n for k, v in self.running.items()}
+        last["loss"] = sum(last.values())
+        dt = time.perf_counter() - self.t
+        row = {"step": step, "lr": lr, **{k: round(v, 5) for k, v in last.items()},
+               "grad_norm": round(float(gnorm), 4), "images_per_s": round(self.images * self.world / max(dt, 1e-9), 3),
+               "elapsed_s": round(time.perf_counter() - self.t_start, 1)}
+        if self.main:
+            _append_logs(self.out, row)
+        if self.bar is not None:
+            self.bar.set_postfix({k.replace("loss_", "").replace("densepose_", "dp_"): f"{v:.3g}"
+                                  for k, v in last.items() if k in _BAR_KEYS})
+        self.last = last
+        self._reset()
+        return row
+
+
+def _out_of_time(t_start: float, max_minutes: float | None, dist: _Dist) -> bool:
+    """Whether ``max_minutes`` have passed (on any rank, so that all ranks stop together)."""
+    stop = max_minutes is not None and (time.perf_counter() - t_start) / 60 >= max_minutes
+    if dist.distributed:
+        flag = torch.tensor([float(stop)], device=dist.device)
+        torch.distributed.all_reduce(flag)
+        stop = bool(flag.item() > 0)
+    return stop
+
+
+def _train_loop(run: _Run, loader, config: Config, *, out: Path, dist: _Dist, meter: _Meter,
+                max_minutes: float | None) -> bool:
+    """Optimizer steps until ``max_iter`` (True) or ``max_minutes`` (False)."""
+    finished = run.step >= config.max_iter
+    micro = 0
+    for images, targets in loader:
+        losses = _forward_backward(run, images, targets, accumulate=config.accumulate, dev=dist.device)
+        meter.add(losses, len(images))
+        micro += 1
+        if micro < config.accumulate:
+            continue
+        micro = 0
+        gnorm = _optimizer_step(run, config.clip_grad_norm)
+        if meter.bar is not None:
+            meter.bar.update(1)
+        if run.step % config.log_every == 0 or run.step == config.max_iter:
+            meter.emit(run.step, run.opt.param_groups[0]["lr"], gnorm)
+        stop_time = _out_of_time(meter.t_start, max_minutes, dist)
+        if run.step % config.checkpoint_every == 0 and dist.main:
+            _checkpoint(out, run, config, dist.device, keep_model=True)
+        if run.step >= config.max_iter:
+            return True
+        if stop_time:
+            log.info("stopping at step %d after %.1f minutes (resume with --resume)", run.step, max_minutes)
+            return False
+    return finished
 
 
 def train(config: Config, *, data, out: str | os.PathLike, images=None, extra_annotations=(), pseudo=(), init=None,
@@ -179,169 +422,46 @@ def train(config: Config, *, data, out: str | os.PathLike, images=None, extra_an
         Under torchrun each rank uses ``cuda:LOCAL_RANK``.
     """
     t_start = time.perf_counter()
-    rank, local_rank, world = _dist_info()
-    distributed = world > 1
-    if distributed:
-        import torch.distributed as dist
-
-        if not dist.is_initialized():
-            dist.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo")
-        if torch.cuda.is_available():
-            device = f"cuda:{local_rank}"
-            torch.cuda.set_device(local_rank)
-    dev = torch.device(device)
-    main = rank == 0
+    dist = _setup_distributed(device)
     out = Path(out)
-    if main:
+    if dist.main:
         out.mkdir(parents=True, exist_ok=True)
-    if resume and not (out / "last.pt").is_file():
-        raise DensemapError(f"{out}: nothing to resume (no last.pt)")
-
-    state = torch.load(out / "last.pt", map_location="cpu", weights_only=False) if resume else None
+    state = _resume_state(out, resume)
     if state is not None:
         config = config_from_dict(state["config"])
-    if data is None:
-        data = synthetic_default_data(out / "synth_data", seed=config.seed) if main else out / "synth_data"
-        if distributed:
-            torch.distributed.barrier()
-    js, root = resolve_data(data, images)
-    from .symmetry import default_uv_symmetry
-
-    dataset = DensePoseDataset([js, *extra_annotations], root, classes=config.classes, train=True,
-                               flip_prob=config.flip_prob, uv_symmetry=default_uv_symmetry(config.uv_symmetry),
-                               skip_empty=True, seed=config.seed, pseudo=pseudo)
-    if len(dataset) == 0:
-        raise DensemapError(f"{js}: no image with a usable instance")
-
-    torch.manual_seed(config.seed + rank)
-    random.seed(config.seed + rank)
-    model = build_model(config)
-    if init is not None and state is None:
-        ck = torch.load(init, map_location="cpu", weights_only=False)
-        sd = ck.get("model", ck)
-        own = model.state_dict()
-        ok = {k: v for k, v in sd.items() if k in own and own[k].shape == v.shape}
-        model.load_state_dict(ok, strict=False)
-        log.info("init: %d of %d tensors from %s", len(ok), len(own), init)
-    model.to(dev).train()
-    opt = _optimizer(model, config)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(config))
-    use_amp = config.amp and dev.type == "cuda"
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
-    step = 0
-    if state is not None:
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["scheduler"])
-        scaler.load_state_dict(state["scaler"])
-        step = int(state["step"])
-        torch.set_rng_state(state["rng"]["torch"])
-        if dev.type == "cuda" and state["rng"].get("cuda") is not None:
-            torch.cuda.set_rng_state(state["rng"]["cuda"], dev)
-        random.setstate(state["rng"]["python"])
-    ddp = model
-    if distributed:
-        ddp = torch.nn.parallel.DistributedDataParallel(model, device_ids=[local_rank] if dev.type == "cuda" else None,
-                                                        find_unused_parameters=False)
-    if main:
+    dataset = _training_dataset(config, data=data, images=images, extra_annotations=extra_annotations, pseudo=pseudo,
+                                out=out, dist=dist)
+    run = _build_run(config, init=init, state=state, dist=dist)
+    if dist.main:
         save_config(config, out / "config.yaml")
-
-    remaining = config.max_iter - step
-    sampler = StreamSampler(len(dataset), seed=config.seed, batch_size=config.batch_size,
-                            start_batch=step * config.accumulate, n_batches=max(remaining, 0) * config.accumulate,
-                            rank=rank, world=world)
-    loader = torch.utils.data.DataLoader(dataset, batch_size=config.batch_size, sampler=sampler, collate_fn=collate,
-                                         num_workers=config.workers, persistent_workers=False,
-                                         pin_memory=dev.type == "cuda",
-                                         # own generator: creating the iterator must not draw from the global
-                                         # RNG, or a resumed run would diverge from an uninterrupted one
-                                         generator=torch.Generator().manual_seed(config.seed))
-    log_rows = []
+    loader = _loader(dataset, config, step=run.step, dist=dist)
     bar = None
-    if progress and main:
+    if progress and dist.main:
         from tqdm import tqdm
 
-        bar = tqdm(total=config.max_iter, initial=step, unit="it", desc="train", dynamic_ncols=True)
-    running: dict[str, float] = {}
-    n_run = 0
-    last: dict = {}
-    finished = step >= config.max_iter
-    t_log, imgs_log = time.perf_counter(), 0
-    micro = 0
+        bar = tqdm(total=config.max_iter, initial=run.step, unit="it", desc="train", dynamic_ncols=True)
+    meter = _Meter(out, world=dist.world, main=dist.main, t_start=t_start, bar=bar)
     try:
-        for images_b, targets_b in loader:
-            images_b = [im.to(dev, non_blocking=True) for im in images_b]
-            targets_b = [{k: (v.to(dev, non_blocking=True) if torch.is_tensor(v) else v) for k, v in t.items()}
-                         for t in targets_b]
-            with torch.autocast(device_type=dev.type, dtype=torch.float16, enabled=use_amp):
-                losses = ddp(images_b, targets_b)
-            loss = sum(losses.values()) / config.accumulate
-            scaler.scale(loss).backward()
-            for k, v in losses.items():
-                running[k] = running.get(k, 0.0) + float(v.detach())
-            n_run += 1
-            imgs_log += len(images_b)
-            micro += 1
-            if micro < config.accumulate:
-                continue
-            micro = 0
-            scaler.unscale_(opt)
-            gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip_grad_norm)
-            if torch.isfinite(gnorm):
-                scaler.step(opt)
-            else:
-                log.warning("step %d: non-finite gradient norm, update skipped", step)
-            scaler.update()
-            opt.zero_grad(set_to_none=True)
-            sched.step()
-            step += 1
-            if bar is not None:
-                bar.update(1)
-            if step % config.log_every == 0 or step == config.max_iter:
-                last = {k: v / n_run for k, v in running.items()}
-                last["loss"] = sum(last.values())
-                dt = time.perf_counter() - t_log
-                row = {"step": step, "lr": opt.param_groups[0]["lr"], **{k: round(v, 5) for k, v in last.items()},
-                       "grad_norm": round(float(gnorm), 4), "images_per_s": round(imgs_log * world / max(dt, 1e-9), 3),
-                       "elapsed_s": round(time.perf_counter() - t_start, 1)}
-                log_rows.append(row)
-                if main:
-                    _append_logs(out, row)
-                if bar is not None:
-                    bar.set_postfix({k.replace("loss_", "").replace("densepose_", "dp_"): f"{v:.3g}" for k, v in last.items()
-                                     if k in ("loss", "loss_classifier", "loss_mask", "loss_densepose_I",
-                                              "loss_densepose_UV", "loss_densepose_S")})
-                running, n_run, t_log, imgs_log = {}, 0, time.perf_counter(), 0
-            stop_time = max_minutes is not None and (time.perf_counter() - t_start) / 60 >= max_minutes
-            if distributed:
-                flag = torch.tensor([float(stop_time)], device=dev)
-                torch.distributed.all_reduce(flag)
-                stop_time = bool(flag.item() > 0)
-            if step % config.checkpoint_every == 0 and main:
-                _checkpoint(out, model, opt, sched, scaler, config, step, dev, keep_model=True)
-            if step >= config.max_iter:
-                finished = True
-                break
-            if stop_time:
-                log.info("stopping at step %d after %.1f minutes (resume with --resume)", step, max_minutes)
-                break
+        finished = _train_loop(run, loader, config, out=out, dist=dist, meter=meter, max_minutes=max_minutes)
     finally:
         if bar is not None:
             bar.close()
     ck = out / "model_final.pt"
-    if main:
-        _checkpoint(out, model, opt, sched, scaler, config, step, dev, keep_model=False)
-        _save(ck, {"model": model.state_dict(), "config": config.to_dict(), "step": step, "finished": finished})
-    if distributed:
-        torch.distributed.barrier()
-    return TrainResult(out, step, finished, last, time.perf_counter() - t_start, ck)
+    if dist.main:
+        _checkpoint(out, run, config, dist.device, keep_model=False)
+        _save(ck, {"model": run.model.state_dict(), "config": config.to_dict(), "step": run.step, "finished": finished})
+    dist.barrier()
+    return TrainResult(out, run.step, finished, meter.last, time.perf_counter() - t_start, ck)
 
 
-def _checkpoint(out: Path, model, opt, sched, scaler, config: Config, step: int, dev, *, keep_model: bool) -> None:
+def _checkpoint(out: Path, run: _Run, config: Config, dev: torch.device, *, keep_model: bool) -> None:
+    """``last.pt`` (everything :func:`train` needs to resume) and, with ``keep_model``, ``model_XXXXXXX.pt``."""
     rng = {"torch": torch.get_rng_state(), "python": random.getstate(),
            "cuda": torch.cuda.get_rng_state(dev) if dev.type == "cuda" else None}
-    _save(out / "last.pt", {"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                            "scaler": scaler.state_dict(), "step": step, "config": config.to_dict(), "rng": rng})
+    model, step = run.model, run.step
+    _save(out / "last.pt", {"model": model.state_dict(), "optimizer": run.opt.state_dict(),
+                            "scheduler": run.sched.state_dict(), "scaler": run.scaler.state_dict(), "step": step,
+                            "config": config.to_dict(), "rng": rng})
     if keep_model:
         _save(out / f"model_{step:07d}.pt", {"model": model.state_dict(), "config": config.to_dict(), "step": step})
 
@@ -356,4 +476,3 @@ def _append_logs(out: Path, row: dict) -> None:
         if new:
             w.writeheader()
         w.writerow(row)
-
