@@ -285,8 +285,30 @@ class DensePoseRCNN(GeneralizedRCNN):
 def build_model(config: Config | None = None, *, weights: str | os.PathLike | None = None) -> DensePoseRCNN:
     """A :class:`DensePoseRCNN` for ``config`` (defaults: resnet50-FPN, 8 x 512 conv head, 112 heatmap).
 
-    ``config.backbone_weights`` (a local file) is loaded into the backbone; ``weights`` (a
-    densemap checkpoint or state dict) into the whole model (strictly).
+    Parameters
+    ----------
+    config : Config, optional
+        Model and detector settings; ``config.backbone_weights`` (a local file) is loaded into
+        the backbone.
+    weights : path, optional
+        A densemap checkpoint or state dict, loaded into the whole model (strictly).
+
+    Returns
+    -------
+    DensePoseRCNN
+        In training mode, weights drawn from torch's global RNG (seed it for a reproducible build).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from densemap_models.config import Config
+    >>> model = build_model(Config(backbone="resnet18", head_convs=2, head_channels=32, heatmap_size=56))
+    >>> sum(p.numel() for p in model.parameters())
+    31055900
+    >>> with torch.no_grad():
+    ...     result = model.eval()([torch.rand(3, 64, 64)])[0]
+    >>> result["densepose"].fine_segm.shape[1:]  # (detections, 25 charts, 56, 56)
+    torch.Size([25, 56, 56])
     """
     config = config or Config()
     backbone = build_backbone(config)

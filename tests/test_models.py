@@ -62,18 +62,92 @@ def test_forward_backward_non_empty_and_empty(model):
     model.roi_heads.dp_fg_iou = 0.7
 
 
+def _check_detections(r, config, height, width):
+    """Shapes and ranges of one eval-mode result with at least one detection."""
+    n = len(r["boxes"])
+    assert 0 < n <= config.box_detections_per_img
+    assert r["boxes"].shape == (n, 4) and r["labels"].tolist() == [1] * n
+    b = r["boxes"]
+    assert (b[:, 0] >= 0).all() and (b[:, 2] <= width).all() and (b[:, 1] >= 0).all() and (b[:, 3] <= height).all()
+    assert (b[:, 2] >= b[:, 0]).all() and (b[:, 3] >= b[:, 1]).all()
+    s = r["scores"]
+    assert ((s >= 0) & (s <= 1)).all() and torch.all(s[:-1] >= s[1:])  # by decreasing score
+    assert r["masks"].shape == (n, 1, height, width)
+    dp = r["densepose"]
+    S = config.heatmap_size
+    assert len(dp) == n
+    for name, c in (("coarse_segm", 2), ("fine_segm", 25), ("u", 25), ("v", 25), ("sigma_u", 25), ("sigma_v", 25),
+                    ("alpha", 1), ("alpha_coarse", 1)):
+        t = getattr(dp, name)
+        assert t.shape == (n, c, S, S) and torch.isfinite(t).all(), name
+    assert dp.sigma_u.min() >= config.sigma_min - 1e-6 and dp.sigma_v.min() >= config.sigma_min - 1e-6
+    assert dp.alpha.min() >= config.alpha_min - 1e-6 and dp.alpha_coarse.min() >= config.alpha_min - 1e-6
+    p = dp.fine_probs()
+    assert torch.allclose(p.sum(1), torch.ones_like(p[:, 0]), atol=1e-5)
+
+
 def test_inference_outputs(model):
     model.eval()
-    with torch.no_grad():
-        out = model([torch.rand(3, 80, 100)])
-    r = out[0]
-    assert {"boxes", "scores", "labels", "masks", "densepose"} <= set(r)
-    dp = r["densepose"]
-    assert len(dp) == len(r["boxes"])
-    assert dp.fine_segm.shape[1:] == (25, 56, 56) and dp.sigma_u.shape[1:] == (25, 56, 56)
-    if len(dp):
-        assert dp.sigma_u.min() >= model.config.sigma_min - 1e-6
-        assert dp.alpha.min() > 0
+    thresh = model.roi_heads.score_thresh
+    model.roi_heads.score_thresh = 0.0  # an untrained model: keep every detection
+    try:
+        with torch.no_grad():
+            out = model([torch.rand(3, 80, 100, generator=torch.Generator().manual_seed(2))])
+    finally:
+        model.roi_heads.score_thresh = thresh
+    assert len(out) == 1 and {"boxes", "scores", "labels", "masks", "densepose"} <= set(out[0])
+    _check_detections(out[0], model.config, 80, 100)
+
+
+def test_config_thresholds_reach_the_detector():
+    import inspect
+
+    from torchvision.models.detection import MaskRCNN
+
+    # the defaults are torchvision's MaskRCNN defaults
+    tv = {k: v.default for k, v in inspect.signature(MaskRCNN.__init__).parameters.items()}
+    c = Config()
+    for name in ("rpn_fg_iou_thresh", "rpn_bg_iou_thresh", "rpn_batch_size_per_image", "rpn_positive_fraction",
+                 "rpn_pre_nms_top_n_train", "rpn_pre_nms_top_n_test", "rpn_post_nms_top_n_train",
+                 "rpn_post_nms_top_n_test", "rpn_nms_thresh", "rpn_score_thresh", "box_fg_iou_thresh",
+                 "box_bg_iou_thresh", "box_batch_size_per_image", "box_positive_fraction", "box_score_thresh",
+                 "box_nms_thresh", "box_detections_per_img", "min_size", "max_size"):
+        assert getattr(c, name) == tv[name], name
+    assert tv["bbox_reg_weights"] is None and c.box_reg_weights == (10.0, 10.0, 5.0, 5.0)  # RoIHeads' default
+    # and every one is used
+    cfg = Config(**{**SMALL, "rpn_fg_iou_thresh": 0.65, "rpn_bg_iou_thresh": 0.25, "rpn_positive_fraction": 0.4,
+                    "rpn_pre_nms_top_n_train": 300, "rpn_pre_nms_top_n_test": 200, "rpn_post_nms_top_n_train": 150,
+                    "rpn_post_nms_top_n_test": 100, "rpn_nms_thresh": 0.6, "rpn_score_thresh": 0.01,
+                    "box_fg_iou_thresh": 0.55, "box_bg_iou_thresh": 0.45, "box_positive_fraction": 0.3,
+                    "box_reg_weights": [8, 8, 4, 4], "box_score_thresh": 0.1, "box_nms_thresh": 0.4,
+                    "box_detections_per_img": 7})
+    m = build_model(cfg)
+    rpn, rh = m.rpn, m.roi_heads
+    assert (rpn.proposal_matcher.high_threshold, rpn.proposal_matcher.low_threshold) == (0.65, 0.25)
+    assert rpn.proposal_matcher.allow_low_quality_matches and not rh.proposal_matcher.allow_low_quality_matches
+    assert (rpn.fg_bg_sampler.batch_size_per_image, rpn.fg_bg_sampler.positive_fraction) == (32, 0.4)
+    assert rpn._pre_nms_top_n == {"training": 300, "testing": 200}
+    assert rpn._post_nms_top_n == {"training": 150, "testing": 100}
+    assert (rpn.nms_thresh, rpn.score_thresh) == (0.6, 0.01)
+    assert (rh.proposal_matcher.high_threshold, rh.proposal_matcher.low_threshold) == (0.55, 0.45)
+    assert (rh.fg_bg_sampler.batch_size_per_image, rh.fg_bg_sampler.positive_fraction) == (32, 0.3)
+    assert rh.box_coder.weights == (8.0, 8.0, 4.0, 4.0)
+    assert (rh.score_thresh, rh.nms_thresh, rh.detections_per_img) == (0.1, 0.4, 7)
+    assert (m.transform.min_size, m.transform.max_size) == ((96,), 128)
+    with pytest.raises(ConfigError, match="box_reg_weights must be 4 numbers"):
+        Config(box_reg_weights=(1.0, 1.0))
+
+
+def test_state_dict_keys_are_torchvision_mask_rcnn_names(model):
+    from torchvision.models.detection import MaskRCNN
+
+    rh = model.roi_heads
+    tv = MaskRCNN(model.backbone, num_classes=None, rpn_anchor_generator=model.rpn.anchor_generator,
+                  box_roi_pool=rh.box_roi_pool, box_head=rh.box_head, box_predictor=rh.box_predictor,
+                  mask_roi_pool=rh.mask_roi_pool, mask_head=rh.mask_head, mask_predictor=rh.mask_predictor)
+    ours = {k: v.shape for k, v in model.state_dict().items() if not k.startswith("roi_heads.densepose_")}
+    assert ours == {k: v.shape for k, v in tv.state_dict().items()}
+    assert any(k.startswith("roi_heads.densepose_predictor.") for k in model.state_dict())
 
 
 def test_deeplab_head_shapes():
@@ -83,11 +157,18 @@ def test_deeplab_head_shapes():
 
 
 @pytest.mark.slow
-def test_deeplab_model_runs():
-    m = build_model(Config(**{**SMALL, "head": "deeplab"}))
+def test_deeplab_model_outputs():
+    torch.manual_seed(0)
+    cfg = Config(**{**SMALL, "head": "deeplab", "box_score_thresh": 0.0, "box_detections_per_img": 5})
+    m = build_model(cfg)
+    assert isinstance(m.roi_heads.densepose_head, DensePoseDeepLabHead)
     m.eval()
     with torch.no_grad():
-        m([torch.rand(3, 64, 64)])
+        out = m([torch.rand(3, 64, 64, generator=torch.Generator().manual_seed(1)), torch.rand(3, 48, 80)])
+    assert len(out) == 2
+    _check_detections(out[0], cfg, 64, 64)
+    _check_detections(out[1], cfg, 48, 80)
+    assert len(out[0]["boxes"]) == 5  # score threshold 0: the cap is reached
 
 
 @pytest.mark.slow
