@@ -28,7 +28,22 @@ AREAS = {"all": (0, 1e10), "medium": (32**2, 96**2), "large": (96**2, 1e10)}
 
 
 def gt_points_in_detection(ann: dict, det_box) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """GT points as integer pixels of the detection box (/255 convention) and their validity."""
+    """An annotation's points as integer pixels of a detection box (DensePose's /255 convention).
+
+    Parameters
+    ----------
+    ann : dict
+        COCO DensePose annotation with ``bbox`` and ``dp_x``, ``dp_y`` (P points).
+    det_box : (4,) float
+        Detection x0, y0, x1, y1 in image pixels.
+
+    Returns
+    -------
+    px, py : (P,) int64
+        Column and row of each point in the detection's integer grid.
+    ok : (P,) bool
+        Inside the detection (its integer size, at least 1 x 1).
+    """
     x, y, w, h = [float(t) for t in ann["bbox"]]
     dx0, dy0, dx1, dy1 = [float(t) for t in det_box]
     wd, hd = max(int(dx1 - dx0), 1), max(int(dy1 - dy0), 1)

@@ -103,10 +103,10 @@ class DensePoseRoIHeads(RoIHeads):
 
     In training the branch uses the box sampler's positive proposals whose IoU with their
     ground truth exceeds ``dp_fg_iou`` (at most ``dp_max_rois`` per image); in inference the
-    final detections.
+    final detections. Every constructor argument is keyword-only.
 
-    Parameters (keyword-only)
-    -------------------------
+    Parameters
+    ----------
     box_roi_pool, box_head, box_predictor : nn.Module
         Box branch: RoIAlign (7 x 7), two-layer MLP, class + box-delta predictor.
     fg_iou_thresh, bg_iou_thresh : float
@@ -124,7 +124,9 @@ class DensePoseRoIHeads(RoIHeads):
     densepose_roi_pool, densepose_head, densepose_predictor : nn.Module
         DensePose branch (RoIAlign ``ROI_SIZE``, head, :class:`~densemap_models.heads.DensePosePredictor`).
     dp_fg_iou : float
+        Training: proposals whose IoU with their ground truth exceeds this train the DensePose branch.
     dp_max_rois : int
+        Training: at most this many of them per image (a random subset).
     loss_weights : dict, optional
         ``mask_weight``, ``part_weight``, ``uv_weight`` of :func:`~densemap_models.losses.densepose_losses`.
     """
