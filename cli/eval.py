@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 
 import click
 
@@ -28,21 +26,11 @@ from .options import device_option, library_errors, resolve_device, threads_opti
 def eval_(ctx, ckpt, data, images, target, classes, min_iou, out, device, threads):
     """Evaluate CKPT on a COCO DensePose set: box AP, mask AP, DensePose AP with GPS and GPSm
     (per-part kappa, thresholds MIN_IOU:0.95, 20 detections per image) and a calibration table."""
-    from densemap_models.datasets import resolve_data
-    from densemap_models.evaluate import evaluate, reliability_plot
-    from densemap_models.train import load_checkpoint
+    from densemap_models.evaluate import evaluate_checkpoint
 
-    dev = resolve_device(device, threads)
-    model, config, _ = load_checkpoint(ckpt, device=dev)
-    js, root = resolve_data(data, images)
     cls = [c.strip() for c in classes.split(",")] if classes else ()
-    res = evaluate(model, js, root, target=target, classes=cls, device=dev, min_iou=min_iou, progress=verbosity(ctx) > 0)
-    out_dir = Path(out) if out else Path(ckpt if Path(ckpt).is_dir() else Path(ckpt).parent) / f"eval_{Path(js).parent.name}"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    d = res.to_dict()
-    d.update({"checkpoint": str(ckpt), "data": str(js)})
-    (out_dir / "metrics.json").write_text(json.dumps(d, indent=2))
-    reliability_plot(res.calibration, out_dir / "reliability.png", title=f"{Path(js).parent.name}")
+    d, out_dir = evaluate_checkpoint(ckpt, data, images=images, target=target, classes=cls, min_iou=min_iou, out=out,
+                                     device=resolve_device(device, threads), progress=verbosity(ctx) > 0)
     if verbosity(ctx) > 0:
         click.echo(format_report(d))
         click.echo(f"written {out_dir / 'metrics.json'} and {out_dir / 'reliability.png'}", err=True)

@@ -18,11 +18,9 @@ from .options import device_option, library_errors, resolve_device, threads_opti
 @library_errors
 def predict(ctx, ckpt, images, out, score_thresh, device, threads):
     """Write NAME_iuv.png, NAME_overlay.png and results.json (DensePose challenge uv_data) for IMAGES."""
-    from densemap_models.predict import predict_images
-    from densemap_models.train import load_checkpoint
+    from densemap_models.predict import predict_checkpoint
 
-    dev = resolve_device(device, threads)
-    model, _, _ = load_checkpoint(ckpt, device=dev)
-    path = predict_images(model, images, out, device=dev, score_thresh=score_thresh, progress=verbosity(ctx) > 0)
+    path = predict_checkpoint(ckpt, images, out, device=resolve_device(device, threads), score_thresh=score_thresh,
+                              progress=verbosity(ctx) > 0)
     if verbosity(ctx) > 0:
         click.echo(f"{len(images)} images -> {path}", err=True)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import click
 
@@ -36,14 +35,10 @@ def pseudo_label(ctx, ckpt, images_dir, out, strategy, k, score_min, category, s
     --images. A student starts from the teacher (`densemap train --init CKPT ...`); see
     docs/self-training.md for the training data it needs.
     """
-    from densemap_models.pseudo_labels import list_images, pseudo_label as run
-    from densemap_models.train import load_checkpoint
+    from densemap_models.pseudo_labels import pseudo_label_folder
 
-    dev = resolve_device(device, threads)
-    model, _, _ = load_checkpoint(ckpt, device=dev)
-    paths = list_images(images_dir)
-    data = run(model, paths, strategy=strategy, k=k, score_min=score_min, device=dev, seed=seed, root=images_dir,
-               out=out, category=category, info={"teacher": str(ckpt), "image_root": str(Path(images_dir).resolve())}, progress=verbosity(ctx) > 0)
+    data = pseudo_label_folder(ckpt, images_dir, out, strategy=strategy, k=k, score_min=score_min, category=category,
+                               seed=seed, device=resolve_device(device, threads), progress=verbosity(ctx) > 0)
     if verbosity(ctx) > 0:
         c = data["info"]["counts"]
         click.echo(f"{out}: {c['images']} images, {c['kept']} of {c['detections']} detections kept "

@@ -19,6 +19,7 @@ import copy
 import io
 import logging
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -31,7 +32,7 @@ from .gps import GeodesicTarget, default_target
 from .postprocess import chart_result
 
 __all__ = ["chart_result", "run_inference", "densepose_ap", "box_mask_ap", "calibration", "evaluate", "EvalResult",
-           "reliability_plot", "merged_coco"]
+           "reliability_plot", "merged_coco", "evaluate_checkpoint"]
 
 log = logging.getLogger(__name__)
 
@@ -153,3 +154,44 @@ def evaluate(model, annotations, image_root, *, target: GeodesicTarget | str = "
     cal = calibration(gt_by_image, preds)
     return EvalResult(ap["bbox"], ap["segm"], dp, cal, len(ds), len(gt["annotations"]),
                       extra={"target": target.name, "min_iou": min_iou, "max_dets": max_dets})
+
+
+def evaluate_checkpoint(ckpt, data, *, images=None, target: str = "densemap_human", classes=(), min_iou: float = 0.5,
+                        out=None, device="cpu", progress: bool = False) -> tuple[dict, Path]:
+    """What ``densemap eval`` does: load a checkpoint, evaluate it on a dataset, write the results.
+
+    Parameters
+    ----------
+    ckpt : path-like
+        Checkpoint file or run folder.
+    data : path-like
+        Dataset folder or COCO DensePose JSON (``images`` for its image folder).
+    out : path-like, optional
+        Folder for ``metrics.json`` and ``reliability.png`` (default: ``eval_<dataset>``
+        beside the checkpoint).
+
+    Returns
+    -------
+    metrics : dict
+        :meth:`EvalResult.to_dict` plus ``checkpoint`` and ``data``.
+    out_dir : Path
+    """
+    import json
+
+    from densemap._io import atomic_path
+
+    from .datasets import resolve_data
+    from .train import load_checkpoint
+
+    model, _, _ = load_checkpoint(ckpt, device=device)
+    js, root = resolve_data(data, images)
+    res = evaluate(model, js, root, target=target, classes=classes, device=device, min_iou=min_iou, progress=progress)
+    ck = Path(ckpt)
+    out_dir = Path(out) if out else (ck if ck.is_dir() else ck.parent) / f"eval_{Path(js).parent.name}"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    metrics = {**res.to_dict(), "checkpoint": str(ckpt), "data": str(js)}
+    with atomic_path(out_dir / "metrics.json") as tmp:
+        tmp.write_text(json.dumps(metrics, indent=2))
+    with atomic_path(out_dir / "reliability.png") as tmp:
+        reliability_plot(res.calibration, tmp, title=f"{Path(js).parent.name}")
+    return metrics, out_dir

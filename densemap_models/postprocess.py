@@ -85,14 +85,7 @@ def box_maps(output: DensePoseOutput, box) -> BoxMaps:
 
 
 def chart_result(output: DensePoseOutput, box) -> dict:
-    """Box-size IUV of one detection.
-
-    Parameters
-    ----------
-    output : DensePoseOutput
-        One RoI (tensors of shape (1, C, S, S)).
-    box : (4,) float
-        x0, y0, x1, y1 in image pixels.
+    """Box-size IUV of one detection (``output`` and ``box`` as in :func:`box_maps`).
 
     Returns
     -------

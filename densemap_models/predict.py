@@ -24,7 +24,7 @@ from PIL import Image, ImageDraw
 
 from .postprocess import chart_result
 
-__all__ = ["predict_images", "paste_iuv", "overlay"]
+__all__ = ["predict_images", "predict_checkpoint", "paste_iuv", "overlay"]
 
 
 def paste_iuv(shape, boxes, results) -> np.ndarray:
@@ -109,3 +109,11 @@ def predict_images(model, paths, out_dir: str | os.PathLike, *, device="cpu", sc
             })
     (out / "results.json").write_text(json.dumps(results))
     return out
+
+
+def predict_checkpoint(ckpt, paths, out_dir, *, device="cpu", score_thresh: float = 0.5, progress: bool = False) -> Path:
+    """What ``densemap predict`` does: load a checkpoint and run :func:`predict_images`."""
+    from .train import load_checkpoint
+
+    model, _, _ = load_checkpoint(ckpt, device=device)
+    return predict_images(model, paths, out_dir, device=device, score_thresh=score_thresh, progress=progress)

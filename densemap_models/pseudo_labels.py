@@ -49,6 +49,7 @@ __all__ = [
     "list_images",
     "iter_teacher_predictions",
     "pseudo_label",
+    "pseudo_label_folder",
 ]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
@@ -123,3 +124,15 @@ def pseudo_label(model, image_paths, *, strategy: Strategy, k: int, score_min: f
     if out is not None:
         write_pseudo_coco(data["images"], data["annotations"], out, info=data["info"], categories=data["categories"])
     return data
+
+
+def pseudo_label_folder(ckpt, images_dir, out, *, strategy: Strategy, k: int, score_min: float = 0.8,
+                        category: str = "chimp", seed: int = 0, device="cpu", progress: bool = False) -> dict:
+    """What ``densemap pseudo-label`` does: load the teacher checkpoint, pseudo-label the
+    images of ``images_dir`` (:func:`list_images`) and write ``out`` (:func:`pseudo_label`)."""
+    from .train import load_checkpoint
+
+    model, _, _ = load_checkpoint(ckpt, device=device)
+    info = {"teacher": str(ckpt), "image_root": str(Path(images_dir).resolve())}
+    return pseudo_label(model, list_images(images_dir), strategy=strategy, k=k, score_min=score_min, device=device,
+                        seed=seed, root=images_dir, out=out, category=category, info=info, progress=progress)

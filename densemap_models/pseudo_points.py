@@ -123,13 +123,7 @@ def box_prediction(output, box) -> BoxPrediction:
     The maps of :func:`densemap_models.postprocess.box_maps` (the post-processing of
     :func:`~densemap_models.postprocess.chart_result`, DensePose's ``ToChartResult``) without
     quantising U and V; ``sigma = sqrt((sigma_u**2 + sigma_v**2) / 2)`` of the pixel's chart.
-
-    Parameters
-    ----------
-    output : DensePoseOutput
-        One RoI (tensors of shape (1, C, S, S)).
-    box : (4,) float
-        x0, y0, x1, y1 in image pixels.
+    ``output`` (one RoI) and ``box`` (x0, y0, x1, y1 in pixels) as in ``box_maps``.
     """
     import torch
 

@@ -97,6 +97,10 @@ def test_align_errors(tmp_path):
     # one mesh only
     r = _invoke(good)
     assert r.exit_code != 0 and "give two meshes" in r.output
+    # a library ValueError (no geodesic source per part) is one line too, not a traceback
+    r = CliRunner().invoke(main, ["align", str(good), str(good), "--no-render", "--sources", "0"])
+    assert r.exit_code == 1 and r.exception is None or isinstance(r.exception, SystemExit)
+    assert r.output.strip().splitlines() == ["Error: sources per part must be a positive integer, got 0"]
 
 
 def test_info_on_a_file(tmp_path):
