@@ -16,6 +16,8 @@ per chart, and the calibration outputs of the auto-calibrated R-CNN (Sanakoyeu e
 
 from __future__ import annotations
 
+import math
+from contextlib import nullcontext
 from dataclasses import dataclass, fields
 
 import torch
@@ -124,7 +126,12 @@ class ASPP(nn.Module):
 
 class NonLocalBlock(nn.Module):
     """Embedded-Gaussian non-local block (Wang et al. 2018): C/2 inner channels, 2x2 max-pooled
-    keys/values, zero-initialised GN output so the block starts as the identity."""
+    keys/values, zero-initialised GN output so the block starts as the identity.
+
+    The attention logits are scaled by ``1/sqrt(C/2)`` (scaled dot-product attention) and they
+    and their softmax are computed in float32 even under autocast: with 256 inner channels an
+    fp16 dot product of unscaled features overflows (65504) within a few hundred steps.
+    """
 
     def __init__(self, channels: int):
         super().__init__()
@@ -137,13 +144,25 @@ class NonLocalBlock(nn.Module):
         nn.init.zeros_(self.norm.weight)
 
     def forward(self, x):
-        n, c, h, w = x.shape
+        n, _, h, w = x.shape
         q = self.theta(x).flatten(2).transpose(1, 2)  # (n, hw, c')
         k = F.max_pool2d(self.phi(x), 2).flatten(2)  # (n, c', hw/4)
-        v = F.max_pool2d(self.g(x), 2).flatten(2).transpose(1, 2)
-        att = torch.softmax(q @ k, dim=-1)
-        y = (att @ v).transpose(1, 2).reshape(n, -1, h, w)
+        v = F.max_pool2d(self.g(x), 2).flatten(2).transpose(1, 2)  # (n, hw/4, c')
+        inner = q.shape[-1]
+        dt = torch.promote_types(q.dtype, torch.float32)  # float16/bfloat16 -> float32, float64 stays
+        with _float32_region(x.device.type):
+            logits = (q.to(dt) * inner**-0.5) @ k.to(dt)
+            att = torch.softmax(logits, dim=-1).to(v.dtype)
+        # explicit channel count: reshape(n, -1, ...) is ambiguous for n = 0 RoIs
+        y = (att @ v).transpose(1, 2).reshape(n, inner, h, w)
         return x + self.norm(self.out(y))
+
+
+def _float32_region(device_type: str):
+    """Autocast off (so that float32 stays float32) where autocast is on; a no-op elsewhere."""
+    if torch.amp.is_autocast_available(device_type) and torch.is_autocast_enabled(device_type):
+        return torch.autocast(device_type, enabled=False)
+    return nullcontext()
 
 
 class DensePoseDeepLabHead(nn.Module):
@@ -169,7 +188,8 @@ class DensePoseDeepLabHead(nn.Module):
 
 
 def _inverse_softplus(y: float) -> float:
-    return float(torch.log(torch.expm1(torch.tensor(y))))
+    """``x`` with ``softplus(x) = y``, in plain Python (no tensor: works on ``meta``, never syncs)."""
+    return math.log(math.expm1(y))
 
 
 class DensePosePredictor(nn.Module):

@@ -78,7 +78,7 @@ def _reduce(loss: torch.Tensor, reduction: str, like: torch.Tensor) -> torch.Ten
     if reduction not in ("mean", "sum"):
         raise ValueError(f"unknown reduction {reduction!r}; expected one of ['mean', 'sum', 'none']")
     if loss.numel() == 0:
-        return like.sum() * 0.0
+        return like.sum(dtype=torch.float32) * 0.0
     return loss.mean() if reduction == "mean" else loss.sum()
 
 
@@ -206,8 +206,10 @@ def roi_targets(rois: list[torch.Tensor], matched: list[torch.Tensor], targets: 
 
 
 def _zero(output: DensePoseOutput) -> torch.Tensor:
-    """A zero that depends on every output (keeps the graph when a batch has nothing to learn)."""
-    return sum(getattr(output, f.name).sum() for f in fields(output)) * 0.0
+    """A float32 zero that depends on every output (keeps the graph when a batch has nothing to
+    learn). The sums run in float32: a float16 map of 112 x 112 values sums past 65504 (inf, and
+    inf * 0 = nan) under autocast or in a ``.half()`` model."""
+    return sum(getattr(output, f.name).sum(dtype=torch.float32) for f in fields(output)) * 0.0
 
 
 def densepose_losses(output: DensePoseOutput, targets: RoITargets, *, mask_weight: float = 5.0,

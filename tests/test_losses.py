@@ -162,3 +162,37 @@ def test_roi_targets_points_and_masks():
     np.testing.assert_allclose(tg.point_xy[2].numpy(), [0.0, 0.0], atol=1e-6)
     assert tg.mask[0, :, :4].eq(1).all() and tg.mask[0, :, 4:].eq(0).all()
     assert tg.mask[1].eq(0).all()  # right half of the box is background
+
+
+@pytest.mark.parametrize("precision", ["half", "autocast"])
+def test_densepose_losses_in_float16(precision):
+    # 112 x 112 maps: the u map alone sums to ~0.5 * 25 * 112**2 = 157k, past float16's 65504,
+    # so a float16 zero-loss sum is inf and inf * 0 = nan in every term (the bug this guards)
+    torch.manual_seed(0)
+    pred = DensePosePredictor(16, roi_size=28, heatmap_size=112)
+    x = torch.randn(2, 16, 28, 28)
+    S = 112
+    t = RoITargets(mask=torch.ones(2, S, S), mask_valid=torch.tensor([True, False]),
+                   point_roi=torch.tensor([0, 1]), point_xy=torch.tensor([[0.5, 0.5], [0.2, 0.7]]),
+                   point_i=torch.tensor([3, 24]), point_uv=torch.tensor([[0.1, 0.9], [0.5, 0.5]]))
+    empty = RoITargets(torch.zeros(0, S, S), torch.zeros(0, dtype=torch.bool), torch.zeros(0, dtype=torch.long),
+                       torch.zeros(0, 2), torch.zeros(0, dtype=torch.long), torch.zeros(0, 2))
+    ref = densepose_losses(pred(x), t)
+    if precision == "half":
+        pred = pred.half()
+        out = pred(x.half())
+        t = RoITargets(t.mask.half(), t.mask_valid, t.point_roi, t.point_xy.half(), t.point_i, t.point_uv.half())
+    else:
+        with torch.autocast("cpu", dtype=torch.float16):
+            out = pred(x)
+    assert out.u.dtype == torch.float16
+    losses = densepose_losses(out, t)
+    for k, v in losses.items():
+        assert v.dtype == torch.float32 and torch.isfinite(v), k
+        assert v.item() == pytest.approx(ref[k].item(), rel=2e-2), k
+    zero = densepose_losses(out, empty)
+    assert all(v.item() == 0.0 for v in zero.values())
+    pred.zero_grad()
+    sum(zero.values()).backward()
+    g = pred.deconv.weight.grad
+    assert g is not None and torch.all(g == 0)

@@ -317,3 +317,84 @@ def test_uv_symmetry_tables_match_the_exact_mirror(tmp_path, monkeypatch):
     _, u_e, v_e = sym(np.full(4, 5), g[[0, 3, 7, 15]], g[[2, 2, 9, 15]])
     np.testing.assert_allclose(u_t, u_e, atol=1e-9)
     assert list(tmp_path.glob("uv_symmetry_*.npz"))
+
+
+# ----------------------------------------------------------------------------- heads: zero RoIs, meta, attention
+@pytest.mark.parametrize("kind", ["conv", "deeplab"])
+@pytest.mark.parametrize("device", ["cpu", "meta"])
+def test_heads_and_predictor_shapes_with_zero_rois(kind, device):
+    # every training batch without DensePose boxes and every image without a detection
+    # sends zero RoIs through the head; the meta device checks shapes without any arithmetic
+    from densemap_models.heads import DensePoseConvHead, DensePosePredictor
+
+    torch.manual_seed(0)
+    with torch.device(device):
+        head = (DensePoseConvHead(32, n_convs=2, channels=24) if kind == "conv"
+                else DensePoseDeepLabHead(32, n_convs=2, channels=24))
+        pred = DensePosePredictor(24, roi_size=28, heatmap_size=56)
+    for R in (0, 3):
+        x = torch.randn(R, 32, 28, 28, device=device, requires_grad=device == "cpu")
+        out = pred(head(x))
+        assert len(out) == R
+        for name, c in DensePosePredictor.LAYOUT:
+            t = getattr(out, name)
+            assert t.shape == (R, c, 56, 56) and t.device.type == device, name
+        if device == "cpu":
+            sum(getattr(out, n).sum() for n, _ in DensePosePredictor.LAYOUT).backward()
+            assert x.grad.shape == x.shape and torch.isfinite(x.grad).all()
+
+
+def test_predictor_biases_start_at_alpha_one_and_sigma_point_two():
+    from densemap_models.heads import DensePosePredictor
+
+    pred = DensePosePredictor(8, roi_size=4, heatmap_size=8, sigma_min=0.05, alpha_min=0.01)
+    out = pred(torch.zeros(1, 8, 4, 4))  # zero features: the outputs are the biases
+    assert torch.allclose(out.alpha, torch.ones(1, 1, 8, 8), atol=1e-6)
+    assert torch.allclose(out.sigma_u, torch.full((1, 25, 8, 8), 0.25), atol=1e-6)
+
+
+def test_nonlocal_block_is_scaled_float32_attention():
+    import torch.nn.functional as F
+
+    from densemap_models.heads import NonLocalBlock
+
+    torch.manual_seed(0)
+    block = NonLocalBlock(16)
+    x = torch.randn(2, 16, 8, 8)
+    assert torch.equal(block(x), x)  # zero-initialised output norm: the identity at the start
+    torch.nn.init.ones_(block.norm.weight)
+    with torch.no_grad():
+        b64 = NonLocalBlock(16).double()
+        b64.load_state_dict(block.state_dict())
+        x64 = x.double()
+        q = b64.theta(x64).flatten(2).transpose(1, 2)
+        k = F.max_pool2d(b64.phi(x64), 2).flatten(2)
+        v = F.max_pool2d(b64.g(x64), 2).flatten(2).transpose(1, 2)
+        attend = lambda s: x64 + b64.norm(b64.out((torch.softmax(s * q @ k, -1) @ v).transpose(1, 2).reshape(x.shape[0], 8, 8, 8)))  # noqa: E731
+        ref = attend(8**-0.5)  # C/2 = 8 inner channels
+        np.testing.assert_allclose(b64(x64).numpy(), ref.numpy(), rtol=1e-12, atol=1e-12)
+        assert (attend(1.0) - ref).abs().max() > 1e-2  # the test tells scaled from unscaled apart
+        # fp16 autocast with large features: unscaled fp16 logits reach ~1e5 > 65504 (inf, then a
+        # nan softmax); the float32 logits stay finite and agree with the float32 block
+        big = 100 * x
+        with torch.autocast("cpu", dtype=torch.float16):
+            half = block(big)
+        assert torch.isfinite(half).all()
+        full = block(big)
+        assert (half.float() - full).abs().max() < 2e-2 * full.abs().max()
+
+
+def test_deeplab_model_without_densepose_boxes_or_detections():
+    torch.manual_seed(0)
+    m = build_model(Config(**{**SMALL, "head": "deeplab", "head_channels": 16, "head_convs": 1}))
+    m.train()
+    imgs = [torch.rand(3, 64, 80, generator=torch.Generator().manual_seed(4))]
+    losses = m(imgs, [_target(0, 64, 80)])  # a batch with no DensePose box: zero RoIs in the head
+    assert all(torch.isfinite(v) for v in losses.values())
+    assert losses["loss_densepose_S"].item() == 0.0 and losses["loss_densepose_S"].requires_grad
+    m.eval()
+    m.roi_heads.score_thresh = 1.01  # no detection survives
+    with torch.no_grad():
+        out = m(imgs)
+    assert len(out[0]["boxes"]) == 0 and len(out[0]["densepose"]) == 0
+    assert out[0]["densepose"].fine_segm.shape == (0, 25, SMALL["heatmap_size"], SMALL["heatmap_size"])
