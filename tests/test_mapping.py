@@ -10,6 +10,7 @@ import types
 
 import numpy as np
 import pytest
+from devices import DEVICES
 
 from densemap.errors import DensemapError, PartError
 from densemap.mapping import (
@@ -148,20 +149,42 @@ def test_torch_tensors_accepted():
     assert np.array_equal(got.indices, match_descriptors(a, b).indices)
 
 
-@pytest.mark.cuda
-def test_cuda_cdist_path_equals_kdtree():
-    import torch
-    if not torch.cuda.is_available():
-        pytest.skip("no CUDA device")
+@pytest.mark.parametrize("device", DEVICES)
+def test_device_matching_equals_kdtree(device):
+    # float32 candidates re-ranked in float64: the KD-tree's matches exactly, not 99.9 %
     rng = np.random.default_rng(4)
     a, b = rng.normal(size=(3000, 16)), rng.normal(size=(2000, 16))
     ref = match_descriptors(a, b)
-    got = match_descriptors(a, b, device="cuda", chunk=700)
-    assert (got.indices == ref.indices).mean() > 0.999
-    assert np.allclose(got.distances, ref.distances, rtol=1e-6)
+    got = match_descriptors(a, b, device=device, backend="torch", chunk=700)
+    assert np.array_equal(got.indices, ref.indices)
+    assert np.allclose(got.distances, ref.distances, rtol=1e-12)
     la, lb = rng.integers(0, 4, 3000), rng.integers(0, 4, 2000)
-    got = match_descriptors(a, b, parts_src=la, parts_tgt=lb, same_part=True, device="cuda")
+    got = match_descriptors(a, b, parts_src=la, parts_tgt=lb, same_part=True, device=device, backend="torch")
     assert np.array_equal(lb[got.indices], la)
+    assert np.array_equal(got.indices, match_descriptors(a, b, parts_src=la, parts_tgt=lb, same_part=True).indices)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_device_matching_resolves_float32_near_ties(device):
+    # targets at distance 1 + j * 1e-9 from the queries: float32 sees exact ties (and so would
+    # pick the lowest index), float64 and the KD-tree see the true order. Query 0 has 3 tied
+    # targets (re-ranked among the float32 candidates), query 1 has 20 (more than the
+    # candidates: searched again in float64).
+    rng = np.random.default_rng(5)
+    v = rng.normal(size=8)
+    v /= np.linalg.norm(v)
+    far = 5 + rng.normal(size=(300, 8))
+    near3 = v * (1 + 1e-9 * np.array([3.0, 1.0, 2.0]))[:, None]
+    w = np.roll(v, 1)
+    near20 = 10 + w * (1 + 1e-9 * rng.permutation(20) + 1e-9)[:, None]
+    tgt = np.r_[near3, far, near20]
+    src = np.stack([np.zeros(8), 10 + np.zeros(8)])
+    ref = match_descriptors(src, tgt)
+    assert ref.indices.tolist() == [1, 303 + int(np.argmin(np.linalg.norm(near20 - 10, axis=1)))]
+    d32 = np.linalg.norm(src.astype(np.float32)[:, None] - tgt.astype(np.float32)[None], axis=2)
+    assert not np.array_equal(d32.argmin(1), ref.indices)  # plain float32 gets them wrong
+    got = match_descriptors(src, tgt, device=device, backend="torch")
+    assert np.array_equal(got.indices, ref.indices)
 
 
 def test_match_validation():
@@ -254,6 +277,28 @@ def test_transfer_surface_interpolates(tetra):
         transfer(vals[:3], vm)
     with pytest.raises(ValueError, match="surface=True needs a map with surface points"):
         transfer(vals, VertexMap([0, 1], [0, 0]), surface=True)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", ["float32", "float64", "bfloat16", "float16"])
+def test_device_transfer_surface_tensors(tetra, device, dtype):
+    # tensors stay on their device in their dtype; bfloat16 (no numpy twin) used to fail
+    import torch
+
+    vm = VertexMap([0, 3, 1], [0.0, 0.0, 0.0], faces=[0, 3, -1], bary=[[0.2, 0.3, 0.5], [1 / 3, 1 / 3, 1 / 3], [1, 0, 0]],
+                   corners=tetra.faces[[0, 3, 0]], n_target=4)
+    vals = np.array([[0.0, 10.0], [1.0, 11.0], [2.0, 12.0], [3.0, 13.0]])
+    expect = transfer(vals, vm, surface=True)
+    assert np.allclose(expect[:, 0], [0.3 * 2 + 0.5 * 1, 2.0, 1.0])  # the third: no face, its vertex
+    t = torch.tensor(vals, dtype=getattr(torch, dtype), device=device)
+    got = transfer(t, vm, surface=True)
+    assert got.dtype == t.dtype and got.device.type == device and got.shape == (3, 2)
+    tol = {"float64": 1e-12, "float32": 1e-6, "float16": 1e-2, "bfloat16": 1e-1}[dtype]
+    np.testing.assert_allclose(got.double().cpu().numpy(), expect, atol=tol)
+    labels = torch.tensor([5, 6, 7, 8], device=device)
+    assert transfer(labels, vm, surface=True).tolist() == [5, 8, 6]
+    with pytest.raises(ValueError, match="points at target vertex 3 but values has 3 rows"):
+        transfer(t[:3], VertexMap([0, 3], [0.0, 0.0]))
 
 
 # ----------------------------------------------------------------------------- align

@@ -136,27 +136,41 @@ def transfer(values, vmap: VertexMap, *, surface: bool = False):
     >>> transfer(np.array([10, 20, 30]), src_to_tgt)
     array([30, 10, 10])
     """
-    is_tensor = type(values).__module__.startswith("torch")
     if vmap.n_target is not None and len(values) != vmap.n_target:
         raise ValueError(f"values has {len(values)} rows but the map's target has {vmap.n_target} vertices")
-    if is_tensor:
-        import torch
-
-        idx = torch.as_tensor(vmap.indices, device=values.device)
-        out = values[idx]
-        if surface and values.is_floating_point():
-            vals = transfer(values.detach().cpu().numpy(), vmap, surface=True)
-            out = torch.as_tensor(vals, dtype=values.dtype, device=values.device)
-        return out
+    if len(vmap) and vmap.indices.max() >= len(values):
+        raise ValueError(f"the map points at target vertex {int(vmap.indices.max())} but values has {len(values)} rows")
+    if type(values).__module__.startswith("torch"):
+        return _transfer_tensor(values, vmap, surface)
     vals = np.asarray(values)
-    if len(vmap) and vmap.indices.max() >= len(vals):
-        raise ValueError(f"the map points at target vertex {int(vmap.indices.max())} but values has {len(vals)} rows")
     out = vals[vmap.indices]
     if surface and vals.dtype.kind in "fc":
-        if not vmap.has_surface or vmap.corners is None:
-            raise ValueError("surface=True needs a map with surface points (faces, bary and corners)")
-        ok = vmap.faces >= 0
-        w = vmap.bary[ok].reshape((-1, 3) + (1,) * (vals.ndim - 1))
+        ok, w, corners = _surface_weights(vmap, vals.ndim)
         out = out.copy()
-        out[ok] = (w * vals[vmap.corners[ok]]).sum(axis=1)
+        out[ok] = (w * vals[corners]).sum(axis=1)
+    return out
+
+
+def _surface_weights(vmap: VertexMap, ndim: int):
+    """Rows with a surface point, their (n, 3, 1...) barycentric weights and (n, 3) corners."""
+    if not vmap.has_surface or vmap.corners is None:
+        raise ValueError("surface=True needs a map with surface points (faces, bary and corners)")
+    ok = vmap.faces >= 0
+    return ok, vmap.bary[ok].reshape((-1, 3) + (1,) * (ndim - 1)), vmap.corners[ok]
+
+
+def _transfer_tensor(values, vmap: VertexMap, surface: bool):
+    """:func:`transfer` of a torch tensor, on its device, for every float dtype (bfloat16 has no
+    numpy twin); the interpolation runs in at least float32 and is cast back."""
+    import torch
+
+    dev = values.device
+    out = values[torch.tensor(vmap.indices, device=dev)]  # a copy: the map's arrays are read-only
+    if surface and values.is_floating_point():
+        ok, w, corners = _surface_weights(vmap, values.ndim)
+        dt = torch.promote_types(values.dtype, torch.float32)
+        w = torch.as_tensor(w, dtype=dt, device=dev)
+        hit = (w * values[torch.as_tensor(corners, device=dev)].to(dt)).sum(dim=1)
+        out = out.clone()
+        out[torch.as_tensor(ok, device=dev)] = hit.to(values.dtype)
     return out
