@@ -129,7 +129,10 @@ class GeodesicSolver:
         Precision of the Poisson step and of the output. The heat step and the
         divergence always run in float64: ``u`` decays like ``exp(-d / sqrt(t))``
         (~1e-80 across a body at ``t = h**2``), which float32 flushes to zero. Only
-        the (scale-free) divergence of the unit field is cast.
+        the (scale-free) divergence of the unit field is cast. Every factor is
+        computed in float64; float32 triangular solves (dense, and cholespy on CUDA)
+        get one refinement step with a float64 residual, so all paths agree with
+        float64 to ~1e-5 of the largest distance on the body meshes.
     memory_budget : float
         Bytes of working memory of one chunk of sources, which sizes the chunks
         (factorisations and the result of :meth:`distances` come on top).
@@ -138,6 +141,9 @@ class GeodesicSolver:
         uses them on CUDA for ``V <= 20000`` when they fit in half the free memory.
     solver : {"auto", "cholespy", "scipy"}
         Sparse factorisation: cholespy (CPU and CUDA), or scipy's SuperLU (CPU).
+        cholespy runs on CUDA device 0 only and needs ``libcuda.so`` on the loader's
+        path: elsewhere "cholespy" raises a :class:`~densemap.errors.DensemapError`
+        and "auto" warns and uses SuperLU (pick the GPU with ``CUDA_VISIBLE_DEVICES``).
     n_jobs : int
         Worker processes for ``method="exact"``.
     n_threads : int, optional
@@ -309,7 +315,8 @@ class GeodesicSolver:
         # b, u (float64); rhs, phi, the joined block, a transform's output (dtype);
         # face-block temporaries; inf mask, and reduce's masks across components
         infs = 4 * isz * V if self.n_components > 1 else 0
-        return 16 * V + 4 * isz * V + self._face_block * (7 * 8 + 3 * isz) + V + infs
+        refine = sum(getattr(s, "bytes_per_rhs", 0) for s in (self._heat_solve, self._poisson_solve))
+        return 16 * V + 4 * isz * V + self._face_block * (7 * 8 + 3 * isz) + V + infs + refine
 
     def chunk_size(self) -> int:
         """Sources per chunk allowed by ``memory_budget`` (at most ``max_chunk``)."""
