@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 import torch
 from conftest import icosphere
+from devices import DEVICES
 
-from densemap.synth.raster import Camera, Fragments, look_at, project, rasterize
+from densemap.synth.raster import Camera, Fragments, default_chunk, look_at, project, rasterize
 
 
 def front_camera(width=64, height=48, focal=50.0) -> Camera:
@@ -197,16 +198,24 @@ def test_empty_mesh_gives_background():
     assert (fr.face == -1).all() and np.isinf(fr.depth).all()
 
 
-@pytest.mark.cuda
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-def test_cuda_matches_cpu():
+@pytest.mark.parametrize("device", DEVICES)
+def test_device_matches_cpu(device):
     mesh = icosphere(3)
     cam = look_at([0.2, 0.5, 3.0], [0, 0, 0], focal=80.0, width=96, height=80)
-    cpu = rasterize(mesh.vertices, mesh.faces, cam)
-    gpu = rasterize(torch.tensor(mesh.vertices, device="cuda"), torch.tensor(mesh.faces, device="cuda"), cam)
-    assert gpu.face.device.type == "cuda"
-    np.testing.assert_array_equal(gpu.face.cpu().numpy(), cpu.face)
-    np.testing.assert_allclose(gpu.bary.cpu().numpy(), cpu.bary, atol=1e-9)
-    also = rasterize(mesh.vertices, mesh.faces, cam, device="cuda")
-    assert isinstance(also.face, np.ndarray)  # numpy in, numpy out, computed on the GPU
+    cpu = rasterize(mesh.vertices, mesh.faces, cam, chunk=1000)  # many blocks
+    dev = rasterize(torch.tensor(mesh.vertices, device=device), torch.tensor(mesh.faces, device=device), cam)
+    assert dev.face.device.type == device
+    np.testing.assert_array_equal(dev.face.cpu().numpy(), cpu.face)
+    np.testing.assert_allclose(dev.bary.cpu().numpy(), cpu.bary, atol=1e-9)
+    also = rasterize(mesh.vertices, mesh.faces, cam, device=device)
+    assert isinstance(also.face, np.ndarray)  # numpy in, numpy out, computed on the device
     np.testing.assert_array_equal(also.face, cpu.face)
+    f32 = rasterize(torch.tensor(mesh.vertices, dtype=torch.float32, device=device), mesh.faces, cam)
+    assert f32.bary.dtype == torch.float32 and (f32.face.cpu().numpy() == cpu.face).mean() > 0.999
+
+
+def test_default_chunk_scales_with_free_device_memory():
+    assert default_chunk("cpu") == 2**21 and default_chunk("cpu", 10**12) == 2**21
+    assert default_chunk("cuda", 16 * 2**30) == 2**24  # a quarter of the free memory, 256 B a pair
+    assert default_chunk("cuda", 140 * 2**30) == 2**26  # capped
+    assert default_chunk("cuda", 2**20) == 2**18  # floor
