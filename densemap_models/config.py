@@ -1,8 +1,10 @@
 """Training configuration: a frozen dataclass read from YAML, with ``key=value`` overrides.
 
-Defaults follow detectron2's DensePose R-CNN (``../shared/densepose-formats.md`` §4.2) where
-they exist; ``configs/synth_cpu.yaml`` shrinks the model for laptop training on synthetic data
-and ``configs/densepose_coco_r50.yaml`` is the GPU recipe for DensePose-COCO.
+Defaults follow detectron2's DensePose R-CNN (its ``R_50_FPN_WC1M`` settings) where they exist.
+The recipes ship with the package (the repository's ``configs/`` folder, installed as
+``densemap_models.configs``) and load by name: ``load_config("synth_cpu")`` is the laptop
+recipe for the synthetic sets, ``load_config("densepose_coco_r50")`` the GPU recipe for
+DensePose-COCO; :func:`default_config_name` picks one by device.
 """
 
 from __future__ import annotations
@@ -17,7 +19,11 @@ import yaml
 
 from densemap.errors import DensemapError
 
-__all__ = ["Config", "ConfigError", "load_config", "apply_overrides", "save_config", "config_from_dict"]
+__all__ = ["Config", "ConfigError", "load_config", "apply_overrides", "save_config", "config_from_dict",
+           "config_names", "default_config_name", "RESUME_OVERRIDABLE"]
+
+# keys a resumed run may change: they do not alter the model or the sample stream
+RESUME_OVERRIDABLE = ("max_iter", "checkpoint_every", "log_every", "keep_snapshots", "workers", "max_nonfinite_steps")
 
 
 class ConfigError(DensemapError, ValueError):
@@ -40,8 +46,16 @@ class Config:
         DensePose head: a conv stack (DensePoseV1ConvXHead) or ASPP + non-local + convs.
     head_convs, head_channels : int
         Depth and width of the DensePose head's conv stack (detectron2: 8, 512).
-    heatmap_size : {56, 112}
-        Output side of the DensePose head (28 -> deconv x2 -> 56 -> bilinear x2 -> 112).
+    fpn_channels : int
+        Channels of the FPN levels (and so of every RoI head's input; torchvision: 256).
+    fpn_levels : (int, ...)
+        ResNet stages whose outputs feed the FPN (1 = stride 4 ... 4 = stride 32; torchvision:
+        1, 2, 3, 4). Leaving out stage 1 drops the stride-4 level, the costliest on a CPU.
+    dp_roi_size : {14, 28}
+        Side of the DensePose branch's RoIAlign features (detectron2: 28).
+    heatmap_size : {28, 56, 112}
+        Output side of the DensePose head: 2x or 4x ``dp_roi_size`` (deconv x2, then
+        bilinear x2 for 4x).
     sigma_min : float
         Lower clamp of the u/v standard deviation: ``sigma = softplus(raw) + sigma_min``.
     alpha_min : float
@@ -77,14 +91,17 @@ class Config:
     mask_weight : float  -- DensePose foreground mask loss (INDEX_WEIGHTS)
     part_weight : float  -- chart index I loss (PART_WEIGHTS), mean over points
     uv_weight : float    -- u/v Gaussian NLL, **summed** over points (POINT_REGRESSION_WEIGHTS)
+    coarse_part_weight : float -- dense chart supervision from the 14 coarse part masks (0 = off;
+    densemap's addition, see :func:`densemap_models.losses.coarse_part_loss`)
     dp_fg_iou : float    -- proposals with IoU above this train the DensePose head
 
     Training
     --------
     batch_size, accumulate, max_iter, lr, optimizer, weight_decay, warmup_iters, lr_steps
-    (fractions of max_iter where the LR drops x0.1), clip_grad_norm, amp, checkpoint_every,
-    log_every, workers, seed, flip_prob, classes (category names or ids merged into one
-    foreground class; empty = all).
+    (fractions of max_iter where the LR drops x0.1), clip_grad_norm, amp, checkpoint_every
+    (model-only snapshots; the last ``keep_snapshots`` are kept), max_nonfinite_steps (a run
+    whose loss is not finite this many steps in a row stops with an error), log_every, workers,
+    seed, flip_prob, classes (category names or ids merged into one foreground class; empty = all).
     """
 
     # model
@@ -95,6 +112,9 @@ class Config:
     head: str = "conv"
     head_convs: int = 8
     head_channels: int = 512
+    fpn_channels: int = 256
+    fpn_levels: tuple = (1, 2, 3, 4)
+    dp_roi_size: int = 28
     heatmap_size: int = 112
     sigma_min: float = 0.05
     alpha_min: float = 0.01
@@ -125,6 +145,7 @@ class Config:
     mask_weight: float = 5.0
     part_weight: float = 1.0
     uv_weight: float = 0.0005
+    coarse_part_weight: float = 0.0
     dp_fg_iou: float = 0.7
     dp_max_rois_per_image: int = 64
     # data
@@ -144,6 +165,8 @@ class Config:
     clip_grad_norm: float = 10.0
     amp: bool = True
     checkpoint_every: int = 5000
+    keep_snapshots: int = 3
+    max_nonfinite_steps: int = 20
     log_every: int = 20
     workers: int = 2
     seed: int = 0
@@ -158,8 +181,15 @@ class Config:
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ConfigError(f"unknown {name} {getattr(self, name)!r}; expected one of {list(allowed)}")
-        if self.heatmap_size not in (56, 112):
-            raise ConfigError(f"heatmap_size must be 56 or 112, got {self.heatmap_size}")
+        if self.dp_roi_size not in (14, 28):
+            raise ConfigError(f"dp_roi_size must be 14 or 28, got {self.dp_roi_size}")
+        if self.heatmap_size not in (2 * self.dp_roi_size, 4 * self.dp_roi_size):
+            raise ConfigError(f"heatmap_size must be 2x or 4x dp_roi_size ({self.dp_roi_size}): "
+                              f"{2 * self.dp_roi_size} or {4 * self.dp_roi_size}, got {self.heatmap_size}")
+        levels = tuple(int(x) for x in (self.fpn_levels or ()))
+        if not levels or sorted(set(levels)) != list(levels) or levels[0] < 1 or levels[-1] > 4:
+            raise ConfigError(f"fpn_levels must be increasing ResNet stages in 1..4, got {self.fpn_levels}")
+        object.__setattr__(self, "fpn_levels", levels)
         if not self.sigma_min > 0:
             raise ConfigError(f"sigma_min must be positive (the NLL diverges at sigma = 0), got {self.sigma_min}")
         for name in ("batch_size", "accumulate", "max_iter", "head_convs", "head_channels", "checkpoint_every", "log_every"):
@@ -235,11 +265,51 @@ def apply_overrides(config: Config, overrides=(), **values) -> Config:
     return dataclasses.replace(config, **{k: _coerce(k, v) for k, v in new.items()})
 
 
+def _packaged(name: str) -> Path | None:
+    from importlib import resources
+
+    stem = name[:-5] if name.endswith(".yaml") else name
+    path = Path(str(resources.files("densemap_models.configs").joinpath(f"{stem}.yaml")))
+    return path if path.is_file() else None
+
+
+def config_names() -> list[str]:
+    """Names of the recipes that ship with the package (``load_config(name)``)."""
+    from importlib import resources
+
+    return sorted(p.name[:-5] for p in resources.files("densemap_models.configs").iterdir() if p.name.endswith(".yaml"))
+
+
+def default_config_name(device) -> str:
+    """The recipe a run gets without ``--config``: ``synth_cpu`` on a CPU, ``densepose_coco_r50`` on CUDA."""
+    return "densepose_coco_r50" if str(device).startswith("cuda") else "synth_cpu"
+
+
 def load_config(path: str | os.PathLike | None = None, overrides=()) -> Config:
-    """Read a YAML config (``None`` = the defaults) and apply ``key=value`` overrides."""
+    """Read a YAML config and apply ``key=value`` overrides.
+
+    Parameters
+    ----------
+    path : path-like or str, optional
+        A YAML file, or the name of a packaged recipe (:func:`config_names`, e.g.
+        ``"synth_cpu"``); ``None`` = the dataclass defaults.
+    overrides : sequence of "key=value"
+
+    Examples
+    --------
+    >>> cfg = load_config("synth_cpu", ["max_iter=10"])
+    >>> cfg.backbone, cfg.max_iter
+    ('resnet18', 10)
+    """
     base = Config()
     if path is not None:
         p = Path(path)
+        if not p.is_file():
+            packaged = _packaged(str(path)) if os.sep not in str(path) else None
+            if packaged is None:
+                raise ConfigError(f"{path}: no such config file, and no packaged config of that name "
+                                  f"(packaged: {config_names()})")
+            p = packaged
         try:
             data = yaml.safe_load(p.read_text()) or {}
         except OSError as exc:

@@ -24,7 +24,7 @@ from PIL import Image
 from densemap.annotation.coco import dp_mask_labels, read_coco, rle_for_pycocotools
 from densemap.errors import AnnotationError
 
-__all__ = ["DensePoseDataset", "collate", "resolve_data", "instance_mask", "box_grid_mask"]
+__all__ = ["DensePoseDataset", "collate", "resolve_data", "instance_mask", "box_grid_mask", "box_grid_parts"]
 
 GRID = 256
 
@@ -69,6 +69,15 @@ def box_grid_mask(ann: dict) -> np.ndarray | None:
     """(256, 256) uint8 foreground of ``dp_masks`` on the box grid (union of the 14 parts), or None."""
     lab = dp_mask_labels(ann)
     return None if lab is None else (lab > 0).astype(np.uint8)
+
+
+def box_grid_parts(ann: dict) -> np.ndarray | None:
+    """(256, 256) uint8 coarse part (1..14, 0 = background) of ``dp_masks`` on the box grid, or None
+    when the annotation has no per-part masks (none, or a single foreground RLE)."""
+    m = ann.get("dp_masks")
+    if not isinstance(m, list) or len(m) != 14:
+        return None
+    return dp_mask_labels(ann).astype(np.uint8)
 
 
 def _crop_to_grid(mask: np.ndarray, bbox) -> np.ndarray:
@@ -180,7 +189,7 @@ class DensePoseDataset(torch.utils.data.Dataset):
     def target(self, index: int, height: int, width: int) -> dict:
         """The target dict of image ``index`` (unflipped)."""
         im = self.images[index]
-        boxes, masks, grid, grid_ok, pts = [], [], [], [], []
+        boxes, masks, grid, grid_ok, parts, parts_ok, pts = [], [], [], [], [], [], []
         for a in self.anns[im["id"]]:
             if a.get("iscrowd", 0):
                 continue
@@ -206,6 +215,9 @@ class DensePoseDataset(torch.utils.data.Dataset):
             masks.append(m)
             grid.append(g if g is not None else np.zeros((GRID, GRID), np.uint8))
             grid_ok.append(g is not None)
+            pg = box_grid_parts(a)
+            parts.append(pg if pg is not None else np.zeros((GRID, GRID), np.uint8))
+            parts_ok.append(pg is not None)
             if a.get("dp_x") and a.get("dp_I"):
                 n = len(a["dp_x"])
                 p = np.zeros((n, 6))
@@ -223,6 +235,8 @@ class DensePoseDataset(torch.utils.data.Dataset):
             "masks": torch.from_numpy(np.stack(masks) if n else np.zeros((0, height, width), np.uint8)),
             "dp_box_masks": torch.from_numpy(np.stack(grid) if n else np.zeros((0, GRID, GRID), np.uint8)),
             "dp_mask_valid": torch.tensor(grid_ok, dtype=torch.bool),
+            "dp_box_parts": torch.from_numpy(np.stack(parts) if n else np.zeros((0, GRID, GRID), np.uint8)),
+            "dp_parts_valid": torch.tensor(parts_ok, dtype=torch.bool),
             "dp_points": torch.tensor(np.concatenate(pts) if pts else np.zeros((0, 6)), dtype=torch.float32),
             "image_id": int(im["id"]),
         }
@@ -236,6 +250,10 @@ class DensePoseDataset(torch.utils.data.Dataset):
         t["boxes"] = b
         t["masks"] = target["masks"].flip(-1)
         t["dp_box_masks"] = target["dp_box_masks"].flip(-1)
+        if "dp_box_parts" in target:  # mirrored parts swap sides: DensePose's mask flip table
+            from .symmetry import MASK_FLIP
+
+            t["dp_box_parts"] = torch.from_numpy(MASK_FLIP.astype(np.uint8))[target["dp_box_parts"].flip(-1).long()]
         p = target["dp_points"].clone()
         if len(p):
             p[:, 1] = 1.0 - p[:, 1]

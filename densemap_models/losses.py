@@ -125,6 +125,8 @@ class RoITargets:
     point_xy : (P, 2) float -- position in the RoI, [0, 1]
     point_i : (P,) int -- chart 1..24
     point_uv : (P, 2) float
+    parts : (R, S, S) int, optional -- coarse part 1..14 of each heatmap pixel (0 = background)
+    parts_valid : (R,) bool, optional -- whether the instance has per-part masks (``dp_masks``)
     """
 
     mask: torch.Tensor
@@ -133,9 +135,12 @@ class RoITargets:
     point_xy: torch.Tensor
     point_i: torch.Tensor
     point_uv: torch.Tensor
+    parts: torch.Tensor | None = None
+    parts_valid: torch.Tensor | None = None
 
     def to(self, device) -> "RoITargets":
-        return RoITargets(**{f.name: getattr(self, f.name).to(device) for f in fields(self)})
+        return RoITargets(**{f.name: None if getattr(self, f.name) is None else getattr(self, f.name).to(device)
+                             for f in fields(self)})
 
 
 def roi_targets(rois: list[torch.Tensor], matched: list[torch.Tensor], targets: list[dict], *,
@@ -155,7 +160,7 @@ def roi_targets(rois: list[torch.Tensor], matched: list[torch.Tensor], targets: 
     """
     S = heatmap_size
     ref = rois[0] if rois else torch.zeros(0, 4)
-    masks, valid, p_roi, p_xy, p_i, p_uv = [], [], [], [], [], []
+    masks, valid, parts, parts_ok, p_roi, p_xy, p_i, p_uv = [], [], [], [], [], [], [], []
     offset = 0
     for r, m, t in zip(rois, matched, targets):
         R = len(r)
@@ -175,6 +180,13 @@ def roi_targets(rois: list[torch.Tensor], matched: list[torch.Tensor], targets: 
         mk = F.grid_sample(box_masks, grid, mode="bilinear", padding_mode="zeros", align_corners=False)[:, 0]
         masks.append((mk >= 0.5).to(r.dtype))
         valid.append(t["dp_mask_valid"][m])
+        if "dp_box_parts" in t:  # labels: nearest, not interpolated
+            pl = t["dp_box_parts"][m].to(dtype=r.dtype)[:, None]
+            parts.append(F.grid_sample(pl, grid, mode="nearest", padding_mode="zeros", align_corners=False)[:, 0].long())
+            parts_ok.append(t["dp_parts_valid"][m])
+        else:
+            parts.append(torch.zeros((R, S, S), dtype=torch.long, device=r.device))
+            parts_ok.append(torch.zeros(R, dtype=torch.bool, device=r.device))
         pts = t["dp_points"]
         if len(pts):
             inst = pts[:, 0].long()
@@ -202,6 +214,8 @@ def roi_targets(rois: list[torch.Tensor], matched: list[torch.Tensor], targets: 
         point_xy=cat(p_xy, (0, 2), dt),
         point_i=cat(p_i, (0,), torch.long),
         point_uv=cat(p_uv, (0, 2), dt),
+        parts=cat(parts, (0, S, S), torch.long),
+        parts_valid=cat(parts_ok, (0,), torch.bool),
     )
 
 
@@ -212,8 +226,34 @@ def _zero(output: DensePoseOutput) -> torch.Tensor:
     return sum(getattr(output, f.name).sum(dtype=torch.float32) for f in fields(output)) * 0.0
 
 
+def coarse_part_loss(output: DensePoseOutput, targets: RoITargets) -> torch.Tensor | None:
+    """Dense chart supervision from the coarse part masks: ``-log sum_{c in part k} softmax(alpha z)_c``.
+
+    Every heatmap pixel of an instance with per-part masks (``dp_masks``) whose coarse part is
+    ``k`` (1..14) asks the calibrated chart posterior to put its mass on the charts of part
+    ``k`` (DensePose's chart -> coarse-part table); the mean over those pixels, or None when
+    there are none. Unlike the chart loss of the annotated points it covers the whole body.
+    """
+    if targets.parts is None or not len(output) or not bool(targets.parts_valid.any()):
+        return None
+    from densemap.annotation.coco import COARSE_OF_CHART
+
+    sel = targets.parts_valid
+    lab = targets.parts[sel]  # (R', S, S)
+    fg = lab > 0
+    if not bool(fg.any()):
+        return None
+    logp = torch.log_softmax((output.alpha[sel] * output.fine_segm[sel]).float(), dim=1)  # (R', 25, S, S)
+    member = torch.as_tensor(COARSE_OF_CHART, device=logp.device)  # chart -> coarse part
+    # log of the summed posterior of each coarse part, by logsumexp over its charts
+    parts = torch.stack([torch.logsumexp(logp[:, member == k], dim=1) for k in range(1, 15)], dim=1)  # (R', 14, S, S)
+    picked = parts.gather(1, (lab.clamp(min=1) - 1)[:, None])[:, 0]
+    return -picked[fg].mean()
+
+
 def densepose_losses(output: DensePoseOutput, targets: RoITargets, *, mask_weight: float = 5.0,
-                     part_weight: float = 1.0, uv_weight: float = 0.0005) -> dict[str, torch.Tensor]:
+                     part_weight: float = 1.0, uv_weight: float = 0.0005,
+                     coarse_part_weight: float = 0.0) -> dict[str, torch.Tensor]:
     """The DensePose head's losses.
 
     Parameters
@@ -224,6 +264,9 @@ def densepose_losses(output: DensePoseOutput, targets: RoITargets, *, mask_weigh
         Their targets (same R and S), e.g. from :func:`roi_targets`.
     mask_weight, part_weight, uv_weight : float
         Weights of the three terms.
+    coarse_part_weight : float
+        Weight of :func:`coarse_part_loss` (``loss_densepose_P``, dense chart supervision from
+        the coarse part masks); 0 (the default) leaves the term out.
 
     Returns
     -------
@@ -273,4 +316,7 @@ def densepose_losses(output: DensePoseOutput, targets: RoITargets, *, mask_weigh
     else:
         losses["loss_densepose_I"] = zero
         losses["loss_densepose_UV"] = zero.clone()
+    if coarse_part_weight > 0:
+        p = coarse_part_loss(output, targets)
+        losses["loss_densepose_P"] = zero.clone() if p is None else coarse_part_weight * p + zero
     return losses

@@ -3,7 +3,7 @@
 :func:`build_model` makes a :class:`DensePoseRCNN` from a :class:`~densemap_models.config.Config`:
 an FPN backbone (resnet18/34/50 or mobilenet_v3, ``weights=None`` unless a local file is given),
 torchvision's RPN, box and mask heads with one foreground class, and a DensePose branch on
-28 x 28 RoIAlign features (:mod:`densemap_models.heads`).
+28 x 28 (or 14 x 14) RoIAlign features (:mod:`densemap_models.heads`).
 
 Training targets (per image dict) are torchvision's ``boxes`` (N, 4) xyxy, ``labels`` (N,)
 ones and ``masks`` (N, H, W) uint8, plus the DensePose fields made by
@@ -22,7 +22,8 @@ from functools import partial
 import torch
 from torch import nn
 from torchvision.models.detection.anchor_utils import AnchorGenerator
-from torchvision.models.detection.backbone_utils import mobilenet_backbone, resnet_fpn_backbone
+from torchvision.models import resnet
+from torchvision.models.detection.backbone_utils import BackboneWithFPN, mobilenet_backbone
 from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
 from torchvision.models.detection.generalized_rcnn import GeneralizedRCNN
 from torchvision.models.detection.mask_rcnn import MaskRCNNHeads, MaskRCNNPredictor
@@ -42,7 +43,6 @@ __all__ = ["DensePoseRCNN", "DensePoseRoIHeads", "build_model", "build_backbone"
 
 log = logging.getLogger(__name__)
 
-ROI_SIZE = 28  # side of the DensePose branch's RoIAlign features
 N_CLASSES = 2  # background + one merged foreground class
 ANCHOR_SIZES = (32, 64, 128, 256, 512)
 ASPECT_RATIOS = (0.5, 1.0, 2.0)
@@ -58,13 +58,33 @@ def _norm_layer(kind: str):
     return lambda c: nn.GroupNorm(32 if c % 32 == 0 else 8, c)
 
 
+def _resnet_fpn(config: Config, norm) -> BackboneWithFPN:
+    """ResNet body + FPN on the stages ``config.fpn_levels`` with ``config.fpn_channels`` channels.
+
+    torchvision's ``resnet_fpn_backbone`` with the FPN width and levels as options (it fixes
+    256 channels); the same modules in the same order, so the default settings build the same
+    seeded weights and state-dict keys.
+    """
+    body = resnet.__dict__[config.backbone](weights=None, norm_layer=norm)
+    trainable = min(config.trainable_layers, 5)
+    layers_to_train = ["layer4", "layer3", "layer2", "layer1", "conv1"][:trainable] + (["bn1"] if trainable == 5 else [])
+    for name, parameter in body.named_parameters():
+        if not any(name.startswith(layer) for layer in layers_to_train):
+            parameter.requires_grad_(False)
+    levels = list(config.fpn_levels)
+    stage2 = body.inplanes // 8
+    bb = BackboneWithFPN(body, {f"layer{k}": str(v) for v, k in enumerate(levels)},
+                         [stage2 * 2 ** (k - 1) for k in levels], config.fpn_channels)
+    bb.featmap_names = [str(v) for v in range(len(levels))]
+    bb.strides = [2 ** (k + 1) for k in levels] + [2 ** (levels[-1] + 2)]  # + the max-pooled "pool" level
+    return bb
+
+
 def build_backbone(config: Config) -> nn.Module:
     """FPN backbone with ``weights=None`` (a local file is loaded by :func:`load_backbone_weights`)."""
     norm = _norm_layer(config.resolved_norm)
     if config.backbone.startswith("resnet"):
-        bb = resnet_fpn_backbone(backbone_name=config.backbone, weights=None, norm_layer=norm,
-                                 trainable_layers=min(config.trainable_layers, 5))
-        bb.featmap_names = ["0", "1", "2", "3"]
+        bb = _resnet_fpn(config, norm)
     else:
         # GroupNorm does not fit mobilenet's narrow layers: BatchNorm from scratch, frozen BN with weights
         norm = misc_ops.FrozenBatchNorm2d if config.resolved_norm == "frozen_bn" else partial(nn.BatchNorm2d, eps=0.001)
@@ -122,7 +142,7 @@ class DensePoseRoIHeads(RoIHeads):
     mask_roi_pool, mask_head, mask_predictor : nn.Module
         Mask branch (RoIAlign 14 x 14).
     densepose_roi_pool, densepose_head, densepose_predictor : nn.Module
-        DensePose branch (RoIAlign ``ROI_SIZE``, head, :class:`~densemap_models.heads.DensePosePredictor`).
+        DensePose branch (RoIAlign ``config.dp_roi_size``, head, :class:`~densemap_models.heads.DensePosePredictor`).
     dp_fg_iou : float
         Training: proposals whose IoU with their ground truth exceeds this train the DensePose branch.
     dp_max_rois : int
@@ -195,17 +215,25 @@ class DensePoseRoIHeads(RoIHeads):
         return result, losses
 
 
-def _anchor_generator(n_levels: int) -> AnchorGenerator:
-    """One anchor size per FPN level (32..512) with 5 levels, else all five sizes on every level."""
-    if n_levels == 5:
+def _anchor_generator(n_levels: int, strides=None) -> AnchorGenerator:
+    """Anchor sizes per FPN level.
+
+    The standard five levels (strides 4..64) get one size each, 32..512 (torchvision's). Other
+    ResNet level sets get two sizes per level, 4x and 8x its stride (stride 8: 32 and 64 px), so
+    that dropping the stride-4 level keeps 32-px anchors; other backbones (mobilenet) get all
+    five sizes on every level.
+    """
+    if n_levels == 5 and (strides is None or list(strides) == [4, 8, 16, 32, 64]):
         sizes = tuple((s,) for s in ANCHOR_SIZES)
+    elif strides is not None:
+        sizes = tuple((4 * s, 8 * s) for s in strides)
     else:
         sizes = (ANCHOR_SIZES,) * n_levels
     return AnchorGenerator(sizes=sizes, aspect_ratios=(ASPECT_RATIOS,) * n_levels)
 
 
-def _rpn(config: Config, in_channels: int, n_levels: int) -> RegionProposalNetwork:
-    anchor = _anchor_generator(n_levels)
+def _rpn(config: Config, in_channels: int, n_levels: int, strides=None) -> RegionProposalNetwork:
+    anchor = _anchor_generator(n_levels, strides)
     return RegionProposalNetwork(
         anchor_generator=anchor,
         head=RPNHead(in_channels, anchor.num_anchors_per_location()[0]),
@@ -225,7 +253,7 @@ def _densepose_branch(config: Config, in_channels: int) -> tuple[nn.Module, Dens
         head = DensePoseConvHead(in_channels, n_convs=config.head_convs, channels=config.head_channels)
     else:
         head = DensePoseDeepLabHead(in_channels, n_convs=config.head_convs, channels=config.head_channels)
-    predictor = DensePosePredictor(head.out_channels, roi_size=ROI_SIZE, heatmap_size=config.heatmap_size,
+    predictor = DensePosePredictor(head.out_channels, roi_size=config.dp_roi_size, heatmap_size=config.heatmap_size,
                                    sigma_min=config.sigma_min, alpha_min=config.alpha_min)
     return head, predictor
 
@@ -252,7 +280,7 @@ class DensePoseRCNN(GeneralizedRCNN):
         box_predictor = FastRCNNPredictor(config.box_head_dim, N_CLASSES)
         mask_head = MaskRCNNHeads(c, (config.mask_head_channels,) * config.mask_head_convs, 1)
         mask_predictor = MaskRCNNPredictor(config.mask_head_channels, config.mask_head_channels, N_CLASSES)
-        rpn = _rpn(config, c, len(names) + 1)  # + the "pool" level used by the RPN
+        rpn = _rpn(config, c, len(names) + 1, getattr(backbone, "strides", None))  # + the RPN's "pool" level
         nn.init.normal_(mask_predictor.mask_fcn_logits.weight, std=0.001)  # small logits at the start
         dp_head, dp_predictor = _densepose_branch(config, c)
         roi_heads = DensePoseRoIHeads(
@@ -270,13 +298,14 @@ class DensePoseRCNN(GeneralizedRCNN):
             mask_roi_pool=MultiScaleRoIAlign(featmap_names=names, output_size=14, sampling_ratio=2),
             mask_head=mask_head,
             mask_predictor=mask_predictor,
-            densepose_roi_pool=MultiScaleRoIAlign(featmap_names=names, output_size=ROI_SIZE, sampling_ratio=2),
+            densepose_roi_pool=MultiScaleRoIAlign(featmap_names=names, output_size=config.dp_roi_size,
+                                                  sampling_ratio=2),
             densepose_head=dp_head,
             densepose_predictor=dp_predictor,
             dp_fg_iou=config.dp_fg_iou,
             dp_max_rois=config.dp_max_rois_per_image,
             loss_weights={"mask_weight": config.mask_weight, "part_weight": config.part_weight,
-                          "uv_weight": config.uv_weight},
+                          "uv_weight": config.uv_weight, "coarse_part_weight": config.coarse_part_weight},
         )
         transform = GeneralizedRCNNTransform(min_size=config.min_size, max_size=config.max_size,
                                              image_mean=IMAGE_MEAN, image_std=IMAGE_STD)

@@ -1,44 +1,50 @@
 """Training loop: iteration-based, resumable, AMP on CUDA, gradient accumulation, DDP via torchrun.
 
-:func:`train` writes into a run folder ``RUN``:
+:func:`train` writes into a run folder ``RUN`` (see :mod:`densemap_models.checkpoints`):
 
-* ``config.yaml`` -- the resolved :class:`~densemap_models.config.Config` (beside the checkpoints);
-* ``last.pt`` -- full state (model, optimizer, scheduler, AMP scaler, step, RNG) for ``resume``;
-* ``model_XXXXXXX.pt`` every ``checkpoint_every`` steps and ``model_final.pt`` at the end
-  (model weights + config: what :func:`load_checkpoint` reads);
+* ``config.yaml`` -- the resolved :class:`~densemap_models.config.Config`;
+* ``model_final.pt`` at the end, model-only ``model_XXXXXXX.pt`` snapshots every
+  ``checkpoint_every`` steps (the last ``keep_snapshots`` kept) and ``last.pt``, the training
+  state (optimizer, schedule, AMP scaler, step, every rank's RNG) without a copy of the weights;
 * ``log.jsonl`` and ``log.csv`` -- step, learning rate, every loss, images/s.
 
 Exact resume: the sample order is a function of (seed, position in the sample stream) and each
-image's flip of (seed, epoch, index), the torch RNG state is saved, so an interrupted run
-continued with ``resume=True`` sees the same batches as an uninterrupted one.
+image's flip of (seed, epoch, index), the RNG states are saved, so an interrupted run continued
+with ``resume=True`` sees the same batches as an uninterrupted one; the logs are cut back to the
+resumed step. A run whose loss is not finite for ``max_nonfinite_steps`` steps in a row stops
+with an error instead of "finishing" an untrained model.
 
 Multi-GPU: launch with ``torchrun --nproc_per_node=G -m densemap.cli.main train ...``; each
-rank reads its own slice of every global batch (``batch_size`` is per GPU) and only rank 0
-writes files.
+rank reads its own slice of every global batch (``batch_size`` is per GPU), only rank 0 writes
+files. :func:`run_training` is what ``densemap train`` calls: it picks the config
+(:func:`densemap_models.recipe.run_config`) and trains.
 """
 
 from __future__ import annotations
 
-import csv
-import json
+import contextlib
 import logging
 import os
 import random
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from densemap.errors import DensemapError
-from densemap._io import atomic_path
 
-from .config import Config, config_from_dict, save_config
+from . import checkpoints as ck
+from .checkpoints import load_checkpoint
+from .config import Config, save_config
 from .datasets import DensePoseDataset, collate, resolve_data
+from .distributed import Dist, rng_state, set_rng_state, setup_distributed
 from .rcnn import DensePoseRCNN, build_model
+from .train_log import Meter, truncate_logs
 
-__all__ = ["train", "TrainResult", "load_checkpoint", "StreamSampler", "synthetic_default_data"]
+__all__ = ["train", "run_training", "TrainResult", "TrainingError", "load_checkpoint", "StreamSampler",
+           "synthetic_default_data"]
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +59,11 @@ class TrainResult:
     last_losses: dict
     seconds: float
     checkpoint: Path
+    notes: list = field(default_factory=list)
+
+
+class TrainingError(DensemapError, RuntimeError):
+    """Training cannot go on sensibly (e.g. the loss stayed non-finite)."""
 
 
 class StreamSampler(torch.utils.data.Sampler):
@@ -116,28 +127,6 @@ def _optimizer(model: torch.nn.Module, config: Config) -> torch.optim.Optimizer:
     return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
 
 
-def load_checkpoint(path: str | os.PathLike, *, device=None) -> tuple[DensePoseRCNN, Config, dict]:
-    """Model (eval mode), config and raw checkpoint from ``model_*.pt`` / ``last.pt``."""
-    p = Path(path)
-    if p.is_dir():
-        p = p / "model_final.pt" if (p / "model_final.pt").is_file() else p / "last.pt"
-    try:
-        ckpt = torch.load(p, map_location="cpu", weights_only=False)
-    except FileNotFoundError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - any unreadable file
-        raise DensemapError(f"{p}: cannot read the checkpoint ({exc})") from None
-    if not isinstance(ckpt, dict) or "model" not in ckpt or "config" not in ckpt:
-        raise DensemapError(f"{p}: not a densemap checkpoint (expected keys 'model' and 'config')")
-    config = config_from_dict(ckpt["config"]).replace(backbone_weights=None)
-    model = build_model(config)
-    model.load_state_dict(ckpt["model"])
-    model.eval()
-    if device is not None:
-        model.to(device)
-    return model, config, ckpt
-
-
 def synthetic_default_data(out: Path, *, n_images: int = 64, seed: int = 0, size: int = 256) -> Path:
     """Render (once) a small synthetic human dataset under ``out`` for runs without ``--data``."""
     if (out / "annotations.json").is_file():
@@ -148,63 +137,8 @@ def synthetic_default_data(out: Path, *, n_images: int = 64, seed: int = 0, size
     return out
 
 
-@dataclass(frozen=True)
-class _Dist:
-    """Where this process runs: its rank among ``world`` and its torch device."""
-
-    rank: int
-    local_rank: int
-    world: int
-    device: torch.device
-
-    @property
-    def distributed(self) -> bool:
-        return self.world > 1
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-    def barrier(self) -> None:
-        if self.distributed:
-            torch.distributed.barrier()
-
-
-def _dist_info() -> tuple[int, int, int]:
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    return int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0")), world
-
-
-def _setup_distributed(device: str) -> _Dist:
-    """Join the torchrun process group (if any); under torchrun with CUDA, use ``cuda:LOCAL_RANK``."""
-    rank, local_rank, world = _dist_info()
-    if world > 1:
-        import torch.distributed as dist
-
-        if not dist.is_initialized():
-            dist.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo")
-        if torch.cuda.is_available():
-            device = f"cuda:{local_rank}"
-            torch.cuda.set_device(local_rank)
-    return _Dist(rank, local_rank, world, torch.device(device))
-
-
-def _save(path: Path, obj: dict) -> None:
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
-
-
-def _resume_state(out: Path, resume: bool) -> dict | None:
-    """The full state in ``out/last.pt`` to continue from (None without ``resume``)."""
-    if not resume:
-        return None
-    if not (out / "last.pt").is_file():
-        raise DensemapError(f"{out}: nothing to resume (no last.pt)")
-    return torch.load(out / "last.pt", map_location="cpu", weights_only=False)
-
-
 def _training_dataset(config: Config, *, data, images, extra_annotations, pseudo, out: Path,
-                      dist: _Dist) -> DensePoseDataset:
+                      dist: Dist) -> DensePoseDataset:
     """The training set (``data`` None: the synthetic default set, rendered by rank 0)."""
     if data is None:
         data = synthetic_default_data(out / "synth_data", seed=config.seed) if dist.main else out / "synth_data"
@@ -223,7 +157,7 @@ def _training_dataset(config: Config, *, data, images, extra_annotations, pseudo
 @dataclass
 class _Run:
     """What one training step changes: the model (and its DDP wrapper), optimizer, LR schedule,
-    AMP scaler and the step count."""
+    AMP scaler, the step count and the run of non-finite losses."""
 
     model: DensePoseRCNN
     ddp: torch.nn.Module
@@ -232,49 +166,52 @@ class _Run:
     scaler: torch.amp.GradScaler
     use_amp: bool
     step: int = 0
+    nonfinite: int = 0
+    model_file: str | None = None  # the file holding the current weights, once written
 
 
-def _init_weights(model: DensePoseRCNN, init) -> None:
-    """Load the tensors of checkpoint ``init`` whose names and shapes match (the rest is logged)."""
-    ck = torch.load(init, map_location="cpu", weights_only=False)
-    sd = ck.get("model", ck)
-    own = model.state_dict()
-    ok = {k: v for k, v in sd.items() if k in own and own[k].shape == v.shape}
-    model.load_state_dict(ok, strict=False)
-    log.info("init: %d of %d tensors from %s", len(ok), len(own), init)
+def _restore(run: _Run, state: dict, weights: dict, dist: Dist) -> None:
+    """Continue from a training state: weights, optimizer, schedule, scaler, step, this rank's RNG."""
+    run.model.load_state_dict(weights)
+    run.opt.load_state_dict(state["optimizer"])
+    run.sched.load_state_dict(state["scheduler"])
+    if state.get("scaler"):  # a run started on CPU or without AMP stores an empty scaler state
+        run.scaler.load_state_dict(state["scaler"])
+    run.step = int(state["step"])
+    ranks = state.get("rng_ranks") or [state["rng"]]
+    if len(ranks) == dist.world:
+        set_rng_state(ranks[dist.rank], dist.device)
+    else:  # another world size: fresh, distinct streams per rank
+        torch.manual_seed(hash((state.get("config", {}).get("seed", 0), dist.rank, run.step)) % 2**31)
+        random.seed(dist.rank * 100003 + run.step)
 
 
-def _build_run(config: Config, *, init, state: dict | None, dist: _Dist) -> _Run:
-    """Seeded model, optimizer, schedule and scaler; restored from ``state`` when resuming."""
+def _build_run(config: Config, *, init, init_partial: bool, resumed: tuple | None, dist: Dist) -> _Run:
+    """Seeded model, optimizer, schedule and scaler; restored from ``resumed`` (state, weights)."""
     dev = dist.device
     torch.manual_seed(config.seed + dist.rank)
     random.seed(config.seed + dist.rank)
     model = build_model(config)
-    if init is not None and state is None:
-        _init_weights(model, init)
+    if init is not None and resumed is None:
+        weights, _ = ck.load_model_state(init)
+        ck.match_init_weights(model, weights, where=str(init), partial=init_partial)
+    if dist.distributed and any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.training
+                                for m in model.modules()):
+        model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)  # plain BN would normalise per rank
     model.to(dev).train()
     opt = _optimizer(model, config)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(config))
     use_amp = config.amp and dev.type == "cuda"
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
-    run = _Run(model, model, opt, sched, scaler, use_amp)
-    if state is not None:
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["scheduler"])
-        scaler.load_state_dict(state["scaler"])
-        run.step = int(state["step"])
-        torch.set_rng_state(state["rng"]["torch"])
-        if dev.type == "cuda" and state["rng"].get("cuda") is not None:
-            torch.cuda.set_rng_state(state["rng"]["cuda"], dev)
-        random.setstate(state["rng"]["python"])
+    run = _Run(model, model, opt, sched, torch.amp.GradScaler("cuda", enabled=use_amp), use_amp)
+    if resumed is not None:
+        _restore(run, *resumed, dist)
     if dist.distributed:
         run.ddp = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[dist.local_rank] if dev.type == "cuda" else None, find_unused_parameters=False)
     return run
 
 
-def _loader(dataset: DensePoseDataset, config: Config, *, step: int, dist: _Dist) -> torch.utils.data.DataLoader:
+def _loader(dataset: DensePoseDataset, config: Config, *, step: int, dist: Dist) -> torch.utils.data.DataLoader:
     """Batches of the sample stream from optimizer step ``step`` to ``max_iter`` (this rank's share)."""
     remaining = config.max_iter - step
     sampler = StreamSampler(len(dataset), seed=config.seed, batch_size=config.batch_size,
@@ -288,23 +225,36 @@ def _loader(dataset: DensePoseDataset, config: Config, *, step: int, dist: _Dist
                                        generator=torch.Generator().manual_seed(config.seed))
 
 
-def _forward_backward(run: _Run, images, targets, *, accumulate: int, dev: torch.device) -> dict:
-    """Losses of one micro-batch; their sum / ``accumulate`` is backpropagated (scaled under AMP)."""
+def _forward_backward(run: _Run, images, targets, *, accumulate: int, dev: torch.device, sync: bool) -> dict:
+    """Losses of one micro-batch; their sum / ``accumulate`` is backpropagated (scaled under AMP).
+
+    ``sync`` False (all but the last micro-batch of an accumulated step) skips DDP's gradient
+    all-reduce, which then happens once per optimizer step.
+    """
     images = [im.to(dev, non_blocking=True) for im in images]
     targets = [{k: (v.to(dev, non_blocking=True) if torch.is_tensor(v) else v) for k, v in t.items()}
                for t in targets]
-    with torch.autocast(device_type=dev.type, dtype=torch.float16, enabled=run.use_amp):
-        losses = run.ddp(images, targets)
-    loss = sum(losses.values()) / accumulate
-    run.scaler.scale(loss).backward()
+    no_sync = run.ddp.no_sync() if (not sync and run.ddp is not run.model) else contextlib.nullcontext()
+    with no_sync:
+        with torch.autocast(device_type=dev.type, dtype=torch.float16, enabled=run.use_amp):
+            losses = run.ddp(images, targets)
+        loss = sum(losses.values()) / accumulate
+        run.scaler.scale(loss).backward()
     return losses
 
 
-def _optimizer_step(run: _Run, clip_grad_norm: float) -> torch.Tensor:
-    """Clip, step (skipped on a non-finite gradient norm), advance the schedule; returns the norm."""
+def _optimizer_step(run: _Run, config: Config, loss_finite: bool) -> torch.Tensor:
+    """Clip, step, advance the schedule; returns the gradient norm.
+
+    Under AMP a non-finite gradient is GradScaler's business (it skips the step and lowers
+    its scale; usual in the first steps), so it is not reported. Without AMP such a step is
+    skipped with a warning. A loss that is not finite ``max_nonfinite_steps`` steps in a row
+    raises :class:`TrainingError`.
+    """
     run.scaler.unscale_(run.opt)
-    gnorm = torch.nn.utils.clip_grad_norm_(run.model.parameters(), clip_grad_norm)
-    if torch.isfinite(gnorm):
+    gnorm = torch.nn.utils.clip_grad_norm_(run.model.parameters(), config.clip_grad_norm)
+    finite = bool(torch.isfinite(gnorm))
+    if finite or run.use_amp:
         run.scaler.step(run.opt)
     else:
         log.warning("step %d: non-finite gradient norm, update skipped", run.step)
@@ -312,94 +262,62 @@ def _optimizer_step(run: _Run, clip_grad_norm: float) -> torch.Tensor:
     run.opt.zero_grad(set_to_none=True)
     run.sched.step()
     run.step += 1
+    run.nonfinite = 0 if loss_finite else run.nonfinite + 1
+    if run.nonfinite >= config.max_nonfinite_steps:
+        raise TrainingError(f"the loss was not finite for {run.nonfinite} steps in a row (up to step {run.step}); "
+                            "check the annotations for NaN or huge values, or lower the learning rate")
     return gnorm
 
 
-_BAR_KEYS = ("loss", "loss_classifier", "loss_mask", "loss_densepose_I", "loss_densepose_UV", "loss_densepose_S")
-
-
-class _Meter:
-    """Running means of the losses between log rows, the rows (``log.jsonl``, ``log.csv``) and the bar."""
-
-    def __init__(self, out: Path, *, world: int, main: bool, t_start: float, bar=None):
-        self.out, self.world, self.main, self.t_start, self.bar = out, world, main, t_start, bar
-        self.last: dict = {}
-        self._reset()
-
-    def _reset(self) -> None:
-        self.running: dict[str, float] = {}
-        self.n, self.images, self.t = 0, 0, time.perf_counter()
-
-    def add(self, losses: dict, n_images: int) -> None:
-        for k, v in losses.items():
-            self.running[k] = self.running.get(k, 0.0) + float(v.detach())
-        self.n += 1
-        self.images += n_images
-
-    def emit(self, step: int, lr: float, gnorm) -> dict:
-        """Write the row of ``step`` (rank 0) and start a new averaging window."""
-        last = {k: v / self.n for k, v in self.running.items()}
-        last["loss"] = sum(last.values())
-        dt = time.perf_counter() - self.t
-        row = {"step": step, "lr": lr, **{k: round(v, 5) for k, v in last.items()},
-               "grad_norm": round(float(gnorm), 4), "images_per_s": round(self.images * self.world / max(dt, 1e-9), 3),
-               "elapsed_s": round(time.perf_counter() - self.t_start, 1)}
-        if self.main:
-            _append_logs(self.out, row)
-        if self.bar is not None:
-            self.bar.set_postfix({k.replace("loss_", "").replace("densepose_", "dp_"): f"{v:.3g}"
-                                  for k, v in last.items() if k in _BAR_KEYS})
-        self.last = last
-        self._reset()
-        return row
-
-
-def _out_of_time(t_start: float, max_minutes: float | None, dist: _Dist) -> bool:
-    """Whether ``max_minutes`` have passed (on any rank, so that all ranks stop together)."""
-    stop = max_minutes is not None and (time.perf_counter() - t_start) / 60 >= max_minutes
-    if dist.distributed:
-        flag = torch.tensor([float(stop)], device=dist.device)
-        torch.distributed.all_reduce(flag)
-        stop = bool(flag.item() > 0)
-    return stop
-
-
-def _train_loop(run: _Run, loader, config: Config, *, out: Path, dist: _Dist, meter: _Meter,
+def _train_loop(run: _Run, loader, config: Config, *, out: Path, dist: Dist, meter: Meter,
                 max_minutes: float | None) -> bool:
     """Optimizer steps until ``max_iter`` (True) or ``max_minutes`` (False)."""
     finished = run.step >= config.max_iter
-    micro = 0
+    micro, all_finite = 0, True
     for images, targets in loader:
-        losses = _forward_backward(run, images, targets, accumulate=config.accumulate, dev=dist.device)
-        meter.add(losses, len(images))
         micro += 1
+        losses = _forward_backward(run, images, targets, accumulate=config.accumulate, dev=dist.device,
+                                   sync=micro == config.accumulate)
+        all_finite &= meter.add(losses, len(images))
         if micro < config.accumulate:
             continue
-        micro = 0
-        gnorm = _optimizer_step(run, config.clip_grad_norm)
+        gnorm = _optimizer_step(run, config, all_finite)
+        micro, all_finite = 0, True
         if meter.bar is not None:
             meter.bar.update(1)
         if run.step % config.log_every == 0 or run.step == config.max_iter:
             meter.emit(run.step, run.opt.param_groups[0]["lr"], gnorm)
-        stop_time = _out_of_time(meter.t_start, max_minutes, dist)
-        if run.step % config.checkpoint_every == 0 and dist.main:
-            _checkpoint(out, run, config, dist.device, keep_model=True)
+        stop_time = dist.any(max_minutes is not None and (time.perf_counter() - meter.t_start) / 60 >= max_minutes)
         if run.step >= config.max_iter:
             return True
+        if run.step % config.checkpoint_every == 0:
+            _checkpoint(out, run, config, dist, final=False)
         if stop_time:
             log.info("stopping at step %d after %.1f minutes (resume with --resume)", run.step, max_minutes)
             return False
     return finished
 
 
+def _prepare_out(out: Path, dist: Dist, resumed: tuple | None) -> None:
+    """Create the run folder, drop temporaries a killed run left, cut the logs back on resume."""
+    if not dist.main:
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    ck.remove_stale_temporaries(out)
+    if resumed is not None:
+        truncate_logs(out, int(resumed[0]["step"]))
+
+
 def train(config: Config, *, data, out: str | os.PathLike, images=None, extra_annotations=(), pseudo=(), init=None,
-          resume: bool = False, max_minutes: float | None = None, device: str = "cpu",
-          progress: bool = True) -> TrainResult:
+          init_partial: bool = False, resume: bool = False, max_minutes: float | None = None, device: str = "cpu",
+          progress: bool = True, resumed: tuple | None = None) -> TrainResult:
     """Train a :class:`~densemap_models.rcnn.DensePoseRCNN`.
 
     Parameters
     ----------
     config : Config
+        On resume, the run's own config (with any allowed override, see
+        :func:`densemap_models.recipe.run_config`).
     data : path or None
         Dataset folder or COCO JSON (see :func:`~densemap_models.datasets.resolve_data`);
         None renders a small synthetic human set into ``out/synth_data``.
@@ -413,66 +331,95 @@ def train(config: Config, *, data, out: str | os.PathLike, images=None, extra_an
         Pseudo-labelled COCO files whose images are added to the training set (a student
         trains on ground truth plus these; see ``densemap pseudo-label``).
     init : path, optional
-        Initial weights (a densemap checkpoint; non-matching keys are skipped and logged).
+        Initial weights (a densemap checkpoint). Refused when fewer than 95% of the model's
+        tensors fit, unless ``init_partial``.
     resume : bool
         Continue ``out/last.pt`` exactly.
     max_minutes : float, optional
         Stop (with a resumable checkpoint) after this much wall time.
     device : "cpu" | "cuda" | "cuda:N"
         Under torchrun each rank uses ``cuda:LOCAL_RANK``.
+    resumed : (state, weights), optional
+        The loaded training state (what :func:`run_training` passes, having read it already).
+
+    Raises
+    ------
+    TrainingError
+        The loss stayed non-finite for ``config.max_nonfinite_steps`` steps.
     """
     t_start = time.perf_counter()
-    dist = _setup_distributed(device)
+    dist = setup_distributed(device)
     out = Path(out)
-    if dist.main:
-        out.mkdir(parents=True, exist_ok=True)
-    state = _resume_state(out, resume)
-    if state is not None:
-        config = config_from_dict(state["config"])
-    dataset = _training_dataset(config, data=data, images=images, extra_annotations=extra_annotations, pseudo=pseudo,
-                                out=out, dist=dist)
-    run = _build_run(config, init=init, state=state, dist=dist)
-    if dist.main:
-        save_config(config, out / "config.yaml")
-    loader = _loader(dataset, config, step=run.step, dist=dist)
-    bar = None
-    if progress and dist.main:
-        from tqdm import tqdm
-
-        bar = tqdm(total=config.max_iter, initial=run.step, unit="it", desc="train", dynamic_ncols=True)
-    meter = _Meter(out, world=dist.world, main=dist.main, t_start=t_start, bar=bar)
     try:
-        finished = _train_loop(run, loader, config, out=out, dist=dist, meter=meter, max_minutes=max_minutes)
+        if resume and resumed is None:
+            resumed = ck.load_train_state(out)
+        _prepare_out(out, dist, resumed)
+        dataset = _training_dataset(config, data=data, images=images, extra_annotations=extra_annotations,
+                                    pseudo=pseudo, out=out, dist=dist)
+        run = _build_run(config, init=init, init_partial=init_partial, resumed=resumed, dist=dist)
+        if dist.main:
+            save_config(config, out / "config.yaml")
+        loader = _loader(dataset, config, step=run.step, dist=dist)
+        bar = None
+        if progress and dist.main:
+            from tqdm import tqdm
+
+            bar = tqdm(total=config.max_iter, initial=run.step, unit="it", desc="train", dynamic_ncols=True)
+        meter = Meter(out, world=dist.world, main=dist.main, t_start=t_start, bar=bar)
+        try:
+            finished = _train_loop(run, loader, config, out=out, dist=dist, meter=meter, max_minutes=max_minutes)
+        finally:
+            if bar is not None:
+                bar.close()
+        _checkpoint(out, run, config, dist, final=True, finished=finished)
+        dist.barrier()
     finally:
-        if bar is not None:
-            bar.close()
-    ck = out / "model_final.pt"
-    if dist.main:
-        _checkpoint(out, run, config, dist.device, keep_model=False)
-        _save(ck, {"model": run.model.state_dict(), "config": config.to_dict(), "step": run.step, "finished": finished})
-    dist.barrier()
-    return TrainResult(out, run.step, finished, meter.last, time.perf_counter() - t_start, ck)
+        dist.close()
+    return TrainResult(out, run.step, finished, meter.last, time.perf_counter() - t_start, out / "model_final.pt")
 
 
-def _checkpoint(out: Path, run: _Run, config: Config, dev: torch.device, *, keep_model: bool) -> None:
-    """``last.pt`` (everything :func:`train` needs to resume) and, with ``keep_model``, ``model_XXXXXXX.pt``."""
-    rng = {"torch": torch.get_rng_state(), "python": random.getstate(),
-           "cuda": torch.cuda.get_rng_state(dev) if dev.type == "cuda" else None}
-    model, step = run.model, run.step
-    _save(out / "last.pt", {"model": model.state_dict(), "optimizer": run.opt.state_dict(),
-                            "scheduler": run.sched.state_dict(), "scaler": run.scaler.state_dict(), "step": step,
-                            "config": config.to_dict(), "rng": rng})
-    if keep_model:
-        _save(out / f"model_{step:07d}.pt", {"model": model.state_dict(), "config": config.to_dict(), "step": step})
+def _checkpoint(out: Path, run: _Run, config: Config, dist: Dist, *, final: bool, finished: bool = False) -> None:
+    """The model file (``model_final.pt`` or a snapshot) and ``last.pt`` pointing at it (rank 0 writes)."""
+    rngs = dist.all_gather(rng_state(dist.device))  # every rank's streams, for an exact resume
+    if not dist.main:
+        return
+    name = "model_final.pt" if final else ck.snapshot_name(run.step)
+    weights = run.model.state_dict()
+    ck.save_model_file(out / name, weights, config=config.to_dict(), step=run.step, finished=finished if final else None)
+    state = {"optimizer": run.opt.state_dict(), "scheduler": run.sched.state_dict(),
+             "scaler": run.scaler.state_dict(), "step": run.step, "config": config.to_dict(), "rng": rngs[0],
+             "rng_ranks": rngs}
+    ck.save_train_state(out, state, model_file=name, model_sha256=ck.tensor_hash(weights))
+    run.model_file = name
+    ck.prune_snapshots(out, config.keep_snapshots, protect=name)
 
 
-def _append_logs(out: Path, row: dict) -> None:
-    with open(out / "log.jsonl", "a") as f:
-        f.write(json.dumps(row) + "\n")
-    path = out / "log.csv"
-    new = not path.is_file()
-    with open(path, "a", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(row), extrasaction="ignore")
-        if new:
-            w.writeheader()
-        w.writerow(row)
+def run_training(out: str | os.PathLike, *, data=None, config=None, overrides=(), values: dict | None = None,
+                 images=None, extra_annotations=(), pseudo=(), init=None, init_partial: bool = False,
+                 resume: bool = False, max_minutes: float | None = None, device: str = "cpu",
+                 progress: bool = True) -> TrainResult:
+    """What ``densemap train`` does: choose the config (:func:`densemap_models.recipe.run_config`,
+    every choice noted in ``TrainResult.notes``) and :func:`train`.
+
+    ``config`` is a YAML file, a packaged recipe name or None (by device, or the ``init``
+    checkpoint's); ``overrides`` are ``key=value`` strings, ``values`` keyword overrides.
+    On ``resume`` only :data:`~densemap_models.config.RESUME_OVERRIDABLE` keys may change
+    (``max_iter`` extends a finished run); ``max_minutes`` extends it by that long.
+    """
+    from .recipe import run_config
+
+    out = Path(out)
+    resumed = ck.load_train_state(out) if resume else None
+    cfg, notes = run_config(config, overrides, values=values, device=device, init=init,
+                            resume_state=None if resumed is None else resumed[0], where=str(out))
+    if resumed is not None and int(resumed[0]["step"]) >= cfg.max_iter and max_minutes is not None:
+        big = 10**9  # a time-limited extension of a finished run; the LR drops keep their steps
+        cfg = cfg.replace(max_iter=big, lr_steps=tuple(f * cfg.max_iter / big for f in cfg.lr_steps))
+        notes.append(f"extending the finished run for {max_minutes:g} minutes")
+    for note in notes:
+        log.warning("%s", note)
+    result = train(cfg, data=data, out=out, images=images, extra_annotations=extra_annotations, pseudo=pseudo,
+                   init=init, init_partial=init_partial, resume=resume, max_minutes=max_minutes, device=device,
+                   progress=progress, resumed=resumed)
+    result.notes = notes
+    return result

@@ -17,7 +17,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 # source folder -> the package it installs as
-PACKAGES = {"densemap": "densemap", "annotation": "densemap.annotation", "cli": "densemap.cli",
+PACKAGES = {"densemap": "densemap", "annotation": "densemap.annotation", "cli": "densemap.cli", "configs": "densemap_models.configs",
             "densemap_models": "densemap_models"}
 MAX_LINES = 500
 

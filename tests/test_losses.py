@@ -196,3 +196,36 @@ def test_densepose_losses_in_float16(precision):
     sum(zero.values()).backward()
     g = pred.deconv.weight.grad
     assert g is not None and torch.all(g == 0)
+
+
+def test_coarse_part_loss_is_the_log_of_the_parts_summed_posterior():
+    import numpy as np
+
+    from densemap.annotation.coco import COARSE_OF_CHART
+    from densemap_models.heads import DensePoseOutput
+    from densemap_models.losses import RoITargets, coarse_part_loss
+
+    R, S = 2, 4
+
+    def output(z):
+        ones = torch.ones(R, 25, S, S)
+        return DensePoseOutput(coarse_segm=torch.zeros(R, 2, S, S), fine_segm=z, u=0 * ones, v=0 * ones,
+                               sigma_u=ones, sigma_v=ones, alpha=torch.ones(R, 1, S, S),
+                               alpha_coarse=torch.ones(R, 1, S, S))
+
+    def targets(label, valid=(True, True)):
+        return RoITargets(mask=torch.ones(R, S, S), mask_valid=torch.tensor([True, True]),
+                          point_roi=torch.zeros(0, dtype=torch.long), point_xy=torch.zeros(0, 2),
+                          point_i=torch.zeros(0, dtype=torch.long), point_uv=torch.zeros(0, 2),
+                          parts=torch.full((R, S, S), label, dtype=torch.long), parts_valid=torch.tensor(valid))
+
+    uniform = output(torch.zeros(R, 25, S, S))
+    for k in (1, 2, 14):  # a uniform posterior gives each coarse part the share of its charts
+        n = int((COARSE_OF_CHART == k).sum())
+        assert coarse_part_loss(uniform, targets(k)).item() == pytest.approx(-np.log(n / 25), rel=1e-6)
+    z = torch.full((R, 25, S, S), -30.0)
+    z[:, 2] = 30.0  # all mass on chart 2, which is in coarse part 1
+    assert coarse_part_loss(output(z), targets(1)).item() == pytest.approx(0.0, abs=1e-6)
+    assert coarse_part_loss(output(z), targets(2)).item() == pytest.approx(60.0, rel=1e-4)
+    assert coarse_part_loss(uniform, targets(3, valid=(False, False))) is None  # no per-part masks
+    assert coarse_part_loss(uniform, targets(0)) is None  # background only
