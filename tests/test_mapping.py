@@ -285,8 +285,8 @@ def test_device_transfer_surface_tensors(tetra, device, dtype):
     # tensors stay on their device in their dtype; bfloat16 (no numpy twin) used to fail
     import torch
 
-    vm = VertexMap([0, 3, 1], [0.0, 0.0, 0.0], faces=[0, 3, -1], bary=[[0.2, 0.3, 0.5], [1 / 3, 1 / 3, 1 / 3], [1, 0, 0]],
-                   corners=tetra.faces[[0, 3, 0]], n_target=4)
+    bary = [[0.2, 0.3, 0.5], [1 / 3, 1 / 3, 1 / 3], [1, 0, 0]]
+    vm = VertexMap([0, 3, 1], [0.0, 0.0, 0.0], faces=[0, 3, -1], bary=bary, corners=tetra.faces[[0, 3, 0]], n_target=4)
     vals = np.array([[0.0, 10.0], [1.0, 11.0], [2.0, 12.0], [3.0, 13.0]])
     expect = transfer(vals, vm, surface=True)
     assert np.allclose(expect[:, 0], [0.3 * 2 + 0.5 * 1, 2.0, 1.0])  # the third: no face, its vertex

@@ -370,7 +370,10 @@ def test_nonlocal_block_is_scaled_float32_attention():
         q = b64.theta(x64).flatten(2).transpose(1, 2)
         k = F.max_pool2d(b64.phi(x64), 2).flatten(2)
         v = F.max_pool2d(b64.g(x64), 2).flatten(2).transpose(1, 2)
-        attend = lambda s: x64 + b64.norm(b64.out((torch.softmax(s * q @ k, -1) @ v).transpose(1, 2).reshape(x.shape[0], 8, 8, 8)))  # noqa: E731
+        def attend(scale):
+            y = (torch.softmax(scale * q @ k, -1) @ v).transpose(1, 2).reshape(x.shape[0], 8, 8, 8)
+            return x64 + b64.norm(b64.out(y))
+
         ref = attend(8**-0.5)  # C/2 = 8 inner channels
         np.testing.assert_allclose(b64(x64).numpy(), ref.numpy(), rtol=1e-12, atol=1e-12)
         assert (attend(1.0) - ref).abs().max() > 1e-2  # the test tells scaled from unscaled apart
