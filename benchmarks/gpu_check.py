@@ -420,7 +420,11 @@ SECTIONS = {"gpu": sec_gpu, "pytest": sec_pytest, "geodesics": sec_geodesics, "d
 
 def worker(names: list[str]) -> None:
     """Child process: the sections in order, each between BEGIN and END lines."""
+    import faulthandler
+
     import torch
+
+    faulthandler.enable()  # a crash in an extension prints the Python stack for the FAILED row
 
     dev = _device()
     if dev.type == "cpu":
