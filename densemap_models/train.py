@@ -60,6 +60,7 @@ class TrainResult:
     seconds: float
     checkpoint: Path
     notes: list = field(default_factory=list)
+    model: DensePoseRCNN | None = field(default=None, repr=False)  # the trained model (this rank's copy)
 
 
 class TrainingError(DensemapError, RuntimeError):
@@ -375,7 +376,8 @@ def train(config: Config, *, data, out: str | os.PathLike, images=None, extra_an
         dist.barrier()
     finally:
         dist.close()
-    return TrainResult(out, run.step, finished, meter.last, time.perf_counter() - t_start, out / "model_final.pt")
+    return TrainResult(out, run.step, finished, meter.last, time.perf_counter() - t_start, out / "model_final.pt",
+                       model=run.model)
 
 
 def _checkpoint(out: Path, run: _Run, config: Config, dist: Dist, *, final: bool, finished: bool = False) -> None:
