@@ -76,7 +76,7 @@ def infer(model, data: Path, *, device: str, score_thresh: float):
     return out, {"frames": n, "decode_s": t_dec, "inference_s": t_inf}
 
 
-def smooth(clip_dets, radius: int, *, birth: float) -> tuple[dict, float]:
+def smooth(clip_dets, radius: int, *, birth: float, align: str = "box") -> tuple[dict, float]:
     """Per clip, per frame: (boxes, scores, chart results) after tracking and smoothing with ``radius``."""
     import copy
 
@@ -86,7 +86,7 @@ def smooth(clip_dets, radius: int, *, birth: float) -> tuple[dict, float]:
     res, t = {}, 0.0
     for name, frames in clip_dets.items():
         t0 = time.perf_counter()
-        tracker, sm = Tracker(birth_score=birth), WindowSmoother(radius)
+        tracker, sm = Tracker(birth_score=birth), WindowSmoother(radius, align=align)
         done = []
         for _shape, dets in frames:
             dets = [copy.copy(d) for d in dets]  # fresh track ids / fused outputs per run
@@ -156,6 +156,9 @@ def main(argv=None):
     ap.add_argument("--frames", type=int, default=16)
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--radius", type=int, nargs="+", default=[0, 1, 2, 3])
+    ap.add_argument("--align", default="image", choices=["image", "box"], help="alignment of the --radius rows")
+    ap.add_argument("--other-align", type=int, nargs="*", default=[2],
+                    help="radii also run with the other alignment")
     ap.add_argument("--score-thresh", type=float, default=0.05, help="detections kept for AP")
     ap.add_argument("--birth-score", type=float, default=0.5, help="least score that starts a track (is smoothed)")
     ap.add_argument("--device", default="cpu")
@@ -175,23 +178,25 @@ def main(argv=None):
         dets, speed = infer(model, data, device=args.device, score_thresh=args.score_thresh)
     target = default_target("densemap_human")
     rows = {}
-    for r in args.radius:
-        res, t_s = smooth(dets, r, birth=args.birth_score)
-        rows[r] = {**score(data, coco, res, target), "smoothing ms/frame": 1000 * t_s / max(speed["frames"], 1)}
-        print(f"radius {r}: {rows[r]}", file=sys.stderr)
+    other = "box" if args.align == "image" else "image"
+    runs = [(r, args.align) for r in args.radius] + [(r, other) for r in args.other_align if r > 0]
+    for r, align in runs:
+        res, t_s = smooth(dets, r, birth=args.birth_score, align=align)
+        key = "off" if r == 0 else f"radius {r}, {align}-aligned"
+        rows[key] = {**score(data, coco, res, target), "smoothing ms/frame": 1000 * t_s / max(speed["frames"], 1)}
+        print(f"{key}: {rows[key]}", file=sys.stderr)
     cols = ["GPS AP", "GPSm AP", "UV flicker", "chart switches %", "surface flicker cm", "error cm",
             "smoothing ms/frame"]
-    print(f"\n{len(dets)} clips, {speed['frames']} frames, {rows[args.radius[0]]['pairs']} point pairs; "
+    print(f"\n{len(dets)} clips, {speed['frames']} frames, {next(iter(rows.values()))['pairs']} point pairs; "
           f"checkpoint {args.ckpt}\n")
     print("| smoothing | " + " | ".join(cols) + " |")
     print("|---|" + "---|" * len(cols))
-    base = rows.get(0)
-    for r, row in rows.items():
-        name = "off" if r == 0 else f"radius {r}"
+    base = rows.get("off")
+    for name, row in rows.items():
         cells = []
         for c in cols:
             v = f"{row[c]:.3f}" if c == "UV flicker" else f"{row[c]:.2f}"
-            if base is not None and r != 0 and c in ("UV flicker", "surface flicker cm", "chart switches %") and base[c]:
+            if base is not None and name != "off" and c in ("UV flicker", "surface flicker cm", "chart switches %") and base[c]:
                 v += f" ({100 * (row[c] / base[c] - 1):+.0f} %)"
             cells.append(v)
         print(f"| {name} | " + " | ".join(cells) + " |")

@@ -21,6 +21,8 @@ from .options import device_option, library_errors, resolve_device, threads_opti
               help="Fuse each tracked detection with its neighbours in time (clips only).")
 @click.option("--smooth-radius", type=click.IntRange(min=1), default=2, show_default=True,
               help="Sampled frames on each side that --smooth fuses.")
+@click.option("--smooth-align", type=click.Choice(["image", "box"]), default="image", show_default=True,
+              help="Carry neighbours onto the current box at the same image points, or box-relative.")
 @click.option("--overlay/--no-overlay", default=False, show_default=True,
               help="Also write CLIP_overlay.mp4 (IUV colours, boxes, track ids, scores).")
 @click.option("--birth-score", type=click.FloatRange(0, 1), default=None,
@@ -31,7 +33,7 @@ from .options import device_option, library_errors, resolve_device, threads_opti
 @threads_option
 @click.pass_context
 @library_errors
-def predict(ctx, ckpt, inputs, out, score_thresh, fps, every, max_frames, smooth, smooth_radius, overlay,
+def predict(ctx, ckpt, inputs, out, score_thresh, fps, every, max_frames, smooth, smooth_radius, smooth_align, overlay,
             birth_score, max_gap, device, threads):
     """Predict DensePose on INPUTS: images, videos (mp4, avi, asf, mov, mkv) and folders of them.
 
@@ -49,7 +51,7 @@ def predict(ctx, ckpt, inputs, out, score_thresh, fps, every, max_frames, smooth
     sampling = Sampling(fps=fps, every=every, max_frames=max_frames)
     settings = ClipSettings(score_thresh=score_thresh, smooth_radius=smooth_radius if smooth else 0,
                             birth_score=score_thresh if birth_score is None else max(birth_score, score_thresh),
-                            max_gap=max_gap, overlay=overlay)
+                            max_gap=max_gap, smooth_align=smooth_align, overlay=overlay)
     talk = verbosity(ctx) > 0
     s = predict_checkpoint(ckpt, inputs, out, device=resolve_device(device, threads), sampling=sampling,
                            settings=settings, progress=talk)

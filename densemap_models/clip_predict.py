@@ -41,6 +41,8 @@ class ClipSettings:
 
     score_thresh : least detection score kept; max_dets : most detections per frame;
     smooth_radius : frames on each side fused by the smoother (0 = no smoothing);
+    smooth_align : how neighbours are carried onto the current box ("image" or "box", see
+    :func:`~densemap_models.smoothing.box_transform`);
     birth_score, max_gap, iou_thresh, match_by : the :class:`~densemap_models.tracking.Tracker`'s;
     overlay : write ``<clip>_overlay.mp4`` too.
     """
@@ -52,19 +54,21 @@ class ClipSettings:
     max_gap: int = 2
     iou_thresh: float = 0.3
     match_by: str = "box"
+    smooth_align: str = "image"
     overlay: bool = False
     extra: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return {k: getattr(self, k) for k in ("score_thresh", "max_dets", "smooth_radius", "birth_score", "max_gap",
-                                              "iou_thresh", "match_by", "overlay")}
+                                              "iou_thresh", "match_by", "smooth_align", "overlay")}
 
 
 @torch.no_grad()
 def detect(model, image: np.ndarray, *, device="cpu", score_thresh: float = 0.5, max_dets: int = 20
            ) -> list[Detection]:
     """The model's detections of one (H, W, 3) uint8 RGB image at ``score >= score_thresh``, best first."""
-    x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div_(255.0).to(device)
+    image = image if image.flags.writeable and image.flags.c_contiguous else np.array(image)
+    x = torch.from_numpy(image).permute(2, 0, 1).float().div_(255.0).to(device)
     r = model([x])[0]
     order = torch.argsort(r["scores"], descending=True)
     order = order[r["scores"][order] >= score_thresh][:max_dets]
@@ -103,7 +107,7 @@ class _Clip:
         self.paths = output_paths(item, out_dir, overlay=settings.overlay)
         self.tracker = Tracker(iou_thresh=settings.iou_thresh, birth_score=settings.birth_score,
                                max_gap=settings.max_gap, match_by=settings.match_by)
-        self.smoother = WindowSmoother(settings.smooth_radius)
+        self.smoother = WindowSmoother(settings.smooth_radius, align=settings.smooth_align)
         self.result = ClipResult(item.rel, info, sampling, settings=settings.to_dict())
         self.pending: deque = deque()
         rate = info.fps or 30.0

@@ -3,10 +3,14 @@
 For the detection of a track at frame ``t``, the detections of the same track at frames
 ``t - r .. t + r`` are fused with it:
 
-1. **alignment** -- each neighbour's RoI maps (S x S over its own box) are resampled onto
-   the current box's RoI grid by the box transform (the affine map taking one box onto
-   the other: translation and scale per axis), ``torch.nn.functional.grid_sample``;
-   where the current box reaches outside the neighbour's box the neighbour has no weight;
+1. **alignment** -- each neighbour's RoI maps are carried onto the current box by a box
+   transform. With ``align="box"`` this is: the affine map taking the
+   neighbour's box onto the current one (translation and scale per axis), i.e. a body
+   that moves with its box keeps its box-relative layout; both RoIs are S x S grids over
+   their boxes, so in RoI coordinates the map is the identity. ``align="image"`` (the default: it measured
+   better, ``docs/video.md``) samples the neighbour at the same *image* position, the affine
+   map between the two boxes' pixel grids (right for a still body under a jittering box); where the current box reaches outside the neighbour's box the
+   neighbour has no weight there. Resampling is ``torch.nn.functional.grid_sample``;
 2. **charts (I)** -- the calibrated posteriors ``softmax(alpha * z)`` (fine) and
    ``softmax(alpha_coarse * z)`` (foreground) are averaged with the temporal weights
    ``k_j``; the fused output carries their logarithms with ``alpha = 1``, so the usual
@@ -25,23 +29,29 @@ For the detection of a track at frame ``t``, the detections of the same track at
 from __future__ import annotations
 
 from collections import deque
+from typing import Literal
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from densemap._validate import check_choice
+
 from .heads import DensePoseOutput
+
+Align = Literal["box", "image"]
 
 __all__ = ["box_transform", "align_output", "fuse_outputs", "temporal_weights", "WindowSmoother"]
 
 _TINY = 1e-12
 
 
-def box_transform(box_to, box_from) -> torch.Tensor:
+def box_transform(box_to, box_from, *, align: Align = "image") -> torch.Tensor:
     """(2, 3) affine ``theta`` for ``affine_grid``: ``box_to``'s RoI grid in ``box_from``'s normalised coordinates.
 
     Both boxes are x0, y0, x1, y1 in image pixels; an RoI map spans its box edge to edge
-    (``align_corners=False``).
+    (``align_corners=False``). ``align="image"``: the same image points; ``"box"``: the same
+    box-relative points (the identity).
 
     Examples
     --------
@@ -49,7 +59,12 @@ def box_transform(box_to, box_from) -> torch.Tensor:
     [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]
     >>> box_transform([0, 0, 10, 10], [0, 0, 20, 10]).tolist()  # left half of a box twice as wide
     [[0.5, 0.0, -0.5], [0.0, 1.0, 0.0]]
+    >>> box_transform([0, 0, 10, 10], [0, 0, 20, 10], align="box").tolist()
+    [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]
     """
+    check_choice("align", align, ("box", "image"))
+    if align == "box":
+        return torch.eye(2, 3, dtype=torch.float64)
     x0, y0, x1, y1 = [float(t) for t in box_to]
     a0, b0, a1, b1 = [float(t) for t in box_from]
     wf, hf = max(a1 - a0, 1e-6), max(b1 - b0, 1e-6)
@@ -59,8 +74,10 @@ def box_transform(box_to, box_from) -> torch.Tensor:
     return torch.tensor([[sx, 0.0, tx], [0.0, sy, ty]], dtype=torch.float64)
 
 
-def align_output(output: DensePoseOutput, box_from, box_to) -> tuple[dict, torch.Tensor]:
+def align_output(output: DensePoseOutput, box_from, box_to, *, align: Align = "image") -> tuple[dict, torch.Tensor]:
     """One RoI's posteriors and regressions resampled from ``box_from`` onto ``box_to``'s RoI grid.
+
+    ``align`` as in :func:`box_transform` (``"box"``: nothing to resample).
 
     Returns
     -------
@@ -73,9 +90,11 @@ def align_output(output: DensePoseOutput, box_from, box_to) -> tuple[dict, torch
     maps = {"fine": output.fine_probs()[0], "coarse": output.coarse_probs()[0],
             **{k: getattr(output, k)[0] for k in ("u", "v", "sigma_u", "sigma_v")}}
     S = maps["fine"].shape[-1]
+    if align == "box" or np.allclose(np.asarray(box_from, float), np.asarray(box_to, float)):
+        return {k: m.float() for k, m in maps.items()}, torch.ones(S, S, device=maps["fine"].device)
     stack = torch.cat([m.float() for m in maps.values()] + [torch.ones(1, S, S, dtype=torch.float32,
                                                                          device=maps["fine"].device)])
-    theta = box_transform(box_to, box_from).float().to(stack.device)[None]
+    theta = box_transform(box_to, box_from, align=align).float().to(stack.device)[None]
     grid = F.affine_grid(theta, [1, stack.shape[0], S, S], align_corners=False)
     out = F.grid_sample(stack[None], grid, mode="bilinear", padding_mode="zeros", align_corners=False)[0]
     # the regressions are sampled with zero padding too; they only count where inside > 0
@@ -97,7 +116,8 @@ def temporal_weights(radius: int) -> np.ndarray:
 
 
 @torch.no_grad()
-def fuse_outputs(outputs: list[DensePoseOutput], boxes, weights, *, center: int) -> DensePoseOutput:
+def fuse_outputs(outputs: list[DensePoseOutput], boxes, weights, *, center: int, align: Align = "image"
+                 ) -> DensePoseOutput:
     """Fuse one RoI per frame of a window onto the box of ``outputs[center]`` (see the module doc).
 
     Parameters
@@ -110,6 +130,8 @@ def fuse_outputs(outputs: list[DensePoseOutput], boxes, weights, *, center: int)
         Temporal weights ``k_j`` (> 0).
     center : int
         Which one is the current frame (its box is the output's frame of reference).
+    align : {"box", "image"}
+        How neighbours are carried onto the current box (:func:`box_transform`).
 
     Returns
     -------
@@ -130,6 +152,7 @@ def fuse_outputs(outputs: list[DensePoseOutput], boxes, weights, *, center: int)
     >>> round(float(f.u[0, 3, 0, 0]), 3), round(float(f.sigma_u[0, 3, 0, 0]), 4)  # (0.2/0.01 + 0.5/0.04) / 125
     (0.26, 0.0894)
     """
+    check_choice("align", align, ("box", "image"))
     boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
     if not (len(outputs) == len(boxes) == len(weights)) or not 0 <= center < len(outputs):
         raise ValueError(f"outputs, boxes and weights must have one length and center an index in it; got "
@@ -137,7 +160,7 @@ def fuse_outputs(outputs: list[DensePoseOutput], boxes, weights, *, center: int)
     fine = coarse = wsum = 0.0
     num_u = num_v = den_u = den_v = var_u = var_v = 0.0
     for o, b, k in zip(outputs, boxes, weights):
-        m, inside = align_output(o, b, boxes[center])
+        m, inside = align_output(o, b, boxes[center], align=align)
         kk = float(k) * inside  # (S, S)
         fine = fine + kk * m["fine"]
         coarse = coarse + kk * m["coarse"]
@@ -174,10 +197,12 @@ class WindowSmoother:
     ([], [[]], [[]])
     """
 
-    def __init__(self, radius: int = 2):
+    def __init__(self, radius: int = 2, *, align: Align = "image"):
         if int(radius) < 0:
             raise ValueError(f"radius must be >= 0, got {radius}")
+        check_choice("align", align, ("box", "image"))
         self.radius = int(radius)
+        self.align = align
         self.weights = temporal_weights(self.radius)
         self._frames: deque = deque()  # (frame number, detections)
         self._next = 0  # next frame number to hand out
@@ -208,7 +233,8 @@ class WindowSmoother:
                           for e in by_frame[n] if e.track_id == d.track_id]
                 center = next(i for i, (dt, e) in enumerate(window) if e is d)
                 d.fused = fuse_outputs([e.output for _, e in window], [e.box for _, e in window],
-                                       [self.weights[dt + self.radius] for dt, _ in window], center=center)
+                                       [self.weights[dt + self.radius] for dt, _ in window], center=center,
+                                       align=self.align)
         self._next = t + 1
         while self._frames and self._frames[0][0] < self._next - self.radius:
             self._frames.popleft()
