@@ -31,6 +31,11 @@ def eval_(ctx, ckpt, data, images, target, classes, min_iou, out, device, thread
     cls = [c.strip() for c in classes.split(",")] if classes else ()
     d, out_dir = evaluate_checkpoint(ckpt, data, images=images, target=target, classes=cls, min_iou=min_iou, out=out,
                                      device=resolve_device(device, threads), progress=verbosity(ctx) > 0)
+    if not d["calibration"]["summary"]["i_points"]:
+        n_det = d.get("n_detections")
+        click.echo("note: no matched points: no detection" + ("" if n_det is None else f" ({n_det} in all)") +
+                   " covers an annotated point with box IoU >= 0.5, so DensePose AP and the calibration are empty "
+                   "(an untrained or wrong-domain checkpoint?)", err=True)
     if verbosity(ctx) > 0:
         click.echo(format_report(d))
         click.echo(f"written {out_dir / 'metrics.json'} and {out_dir / 'reliability.png'}", err=True)

@@ -23,11 +23,12 @@ from .options import device_option, library_errors, resolve_device, threads_opti
               help="Keep detections with at least this score.")
 @click.option("--category", default="chimp", show_default=True, help="Category name written for the detections.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the uniform sampling.")
+@click.option("--allow-empty", is_flag=True, help="Write the file even when no detection (or point) was kept.")
 @device_option("the teacher")
 @threads_option
 @click.pass_context
 @library_errors
-def pseudo_label(ctx, ckpt, images_dir, out, strategy, k, score_min, category, seed, device, threads):
+def pseudo_label(ctx, ckpt, images_dir, out, strategy, k, score_min, category, seed, allow_empty, device, threads):
     """Run the teacher CKPT on the images of --images and write pseudo-labels to OUT.
 
     OUT is COCO DensePose JSON: per kept detection its box, RLE mask, 14 dp_masks, K points
@@ -38,8 +39,10 @@ def pseudo_label(ctx, ckpt, images_dir, out, strategy, k, score_min, category, s
     from densemap_models.pseudo_labels import pseudo_label_folder
 
     data = pseudo_label_folder(ckpt, images_dir, out, strategy=strategy, k=k, score_min=score_min, category=category,
-                               seed=seed, device=resolve_device(device, threads), progress=verbosity(ctx) > 0)
+                               seed=seed, device=resolve_device(device, threads), allow_empty=allow_empty,
+                               progress=verbosity(ctx) > 0)
     if verbosity(ctx) > 0:
         c = data["info"]["counts"]
+        dropped = "; dropped: " + ", ".join(f"{n} {r}" for r, n in c["dropped"].items()) if c["dropped"] else ""
         click.echo(f"{out}: {c['images']} images, {c['kept']} of {c['detections']} detections kept "
-                   f"(score >= {score_min}), {c['points']} points ({strategy}, k={k})", err=True)
+                   f"(score >= {score_min}), {c['points']} points ({strategy}, k={k}){dropped}", err=True)

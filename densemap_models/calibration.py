@@ -135,13 +135,20 @@ def reliability_plot(calib: dict, path: str | os.PathLike, *, title: str = "") -
         a1.plot(s, [r["mean_abs_error"] for r in rows], "s--", label="mean |error|")
         hi = max(max(s), max(r["rms_error"] for r in rows)) * 1.1
         a1.plot([0, hi], [0, hi], "k:", label="ideal (error = sigma)")
+    else:
+        a1.text(0.5, 0.5, "no matched points\n(no detection with the right chart\nat an annotated point)",
+                ha="center", va="center", transform=a1.transAxes, color="0.4")
     a1.set_xlabel("predicted sigma (u, v)")
     a1.set_ylabel("actual error")
     a1.set_title("u/v: sigma vs error")
-    a1.legend(fontsize=8)
+    if rows:
+        a1.legend(fontsize=8)
     rows = calib["i_bins"]
     if rows:
         a2.bar([r["mean_conf"] for r in rows], [r["accuracy"] for r in rows], width=0.08, alpha=0.7, label="accuracy")
+    else:
+        a2.text(0.5, 0.5, "no matched points\n(no detection covers an annotated point)", ha="center", va="center",
+                transform=a2.transAxes, color="0.4")
     a2.plot([0, 1], [0, 1], "k:", label="ideal")
     a2.set_xlim(0, 1)
     a2.set_ylim(0, 1)

@@ -156,6 +156,13 @@ class DensePoseDataset(torch.utils.data.Dataset):
 
     def _add_pseudo(self, path, root) -> None:
         d = read_coco(path)
+        anns, k = d.get("annotations", []), (d.get("info") or {}).get("k")
+        if not anns:
+            raise AnnotationError(f"{path}: holds no pseudo-labelled detection; nothing to train on "
+                                  "(see the counts of `densemap pseudo-label`)")
+        if (k is None or k > 0) and not any(a.get("dp_x") for a in anns):
+            raise AnnotationError(f"{path}: holds {len(anns)} detections but no pseudo-labelled point "
+                                  f"(k={k}); a student would learn no chart from it")
         if root is None:
             root = (d.get("info") or {}).get("image_root") or Path(path).parent
         next_id = max(self.anns, default=0) + 1

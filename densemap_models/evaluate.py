@@ -153,7 +153,8 @@ def evaluate(model, annotations, image_root, *, target: GeodesicTarget | str = "
     dp = densepose_ap(gt_by_image, preds, target, min_iou=min_iou, progress=progress)
     cal = calibration(gt_by_image, preds)
     return EvalResult(ap["bbox"], ap["segm"], dp, cal, len(ds), len(gt["annotations"]),
-                      extra={"target": target.name, "min_iou": min_iou, "max_dets": max_dets})
+                      extra={"target": target.name, "min_iou": min_iou, "max_dets": max_dets,
+                             "n_detections": int(sum(len(p["scores"]) for p in preds))})
 
 
 def evaluate_checkpoint(ckpt, data, *, images=None, target: str = "densemap_human", classes=(), min_iou: float = 0.5,

@@ -14,6 +14,8 @@ smaller than the predicted float box) and every point falls on the pixel it was 
 
 from __future__ import annotations
 
+from collections import Counter
+
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -101,7 +103,7 @@ def _r6(a) -> list:
 
 def pseudo_annotations(detections: Sequence[Detection], image_id: int, *, height: int, width: int,
                        strategy: Strategy, k: int, score_min: float = 0.8, seed: int = 0, first_id: int = 1,
-                       category_id: int = 1) -> list[dict]:
+                       category_id: int = 1, drops: Counter | None = None) -> list[dict]:
     """COCO DensePose annotations of one image's detections.
 
     Detections with ``score >= score_min`` and a non-empty predicted foreground are kept. Each
@@ -126,15 +128,22 @@ def pseudo_annotations(detections: Sequence[Detection], image_id: int, *, height
         Uniform sampling of detection ``d`` draws from ``default_rng([seed, image_id, d])``.
     first_id : int
         Id of the first annotation (the rest follow).
+    drops : collections.Counter, optional
+        Counts every reason a detection or point was dropped: ``score < S`` (detections),
+        ``no foreground predicted`` (detections), ``points short: foreground under k pixels``
+        (points that a small foreground could not give).
     """
     check_choice("strategy", strategy, STRATEGIES)
     k = check_k(k)
     out = []
+    drops = Counter() if drops is None else drops
     for d, det in enumerate(detections):
         if float(det.score) < score_min:
+            drops[f"score < {score_min:g}"] += 1
             continue
         pred = det.pred
         if not pred.foreground.any():
+            drops["no foreground predicted"] += 1
             continue
         h, w = pred.shape
         x0, y0 = float(det.box[0]), float(det.box[1])
@@ -148,6 +157,8 @@ def pseudo_annotations(detections: Sequence[Detection], image_id: int, *, height
                "dp_masks": coarse_box_masks(pred.labels)}
         rng = np.random.default_rng([int(seed), int(image_id), d]) if strategy == "uniform" else None
         rows, cols = choose_points(pred, strategy=strategy, k=k, rng=rng)
+        if len(rows) < k:
+            drops["points short: foreground under k pixels"] += k - len(rows)
         if len(rows):
             ann.update({
                 "dp_x": _r6((cols + 0.5) / w * GRID), "dp_y": _r6((rows + 0.5) / h * GRID),
@@ -165,17 +176,19 @@ def pseudo_coco(predictions: Iterable[ImagePredictions], *, strategy: Strategy, 
 
     Image ``n`` (0-based, iteration order) gets id ``n + 1``; ``info`` records the strategy,
     k, score_min, seed, the meaning and direction of ``dp_confidence`` and counts
-    (``detections`` seen, ``kept``, ``points``).
+    (``detections`` the teacher made, before any filter; ``kept``; ``points``; ``dropped``:
+    every reason a detection or point was dropped, with its count).
     """
     check_choice("strategy", strategy, STRATEGIES)
     k = check_k(k)
     images, anns = [], []
     n_det = 0
+    drops: Counter = Counter()
     for n, ip in enumerate(predictions):
         images.append({"id": n + 1, "file_name": ip.file_name, "width": int(ip.width), "height": int(ip.height)})
         n_det += len(ip.detections)
         anns += pseudo_annotations(ip.detections, n + 1, height=ip.height, width=ip.width, strategy=strategy, k=k,
-                                   score_min=score_min, seed=seed, first_id=len(anns) + 1)
+                                   score_min=score_min, seed=seed, first_id=len(anns) + 1, drops=drops)
     chan = CONFIDENCE_FIELD[strategy]
     meta = {
         "description": f"densemap pseudo-labels ({strategy}, k={k})",
@@ -183,7 +196,7 @@ def pseudo_coco(predictions: Iterable[ImagePredictions], *, strategy: Strategy, 
         "strategy": strategy, "k": k, "score_min": float(score_min), "seed": int(seed),
         "dp_confidence": {"channel": chan, "higher_is_more_confident": chan != "sigma"},
         "counts": {"images": len(images), "detections": n_det, "kept": len(anns),
-                   "points": sum(len(a.get("dp_x", ())) for a in anns)},
+                   "points": sum(len(a.get("dp_x", ())) for a in anns), "dropped": dict(drops.most_common())},
     }
     meta.update(info or {})
     return {"info": meta, "licenses": [], "images": images, "annotations": anns,

@@ -50,6 +50,7 @@ __all__ = [
     "iter_teacher_predictions",
     "pseudo_label",
     "pseudo_label_folder",
+    "PseudoLabelError",
 ]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
@@ -108,26 +109,42 @@ def iter_teacher_predictions(model, image_paths: Iterable[str | os.PathLike], *,
 
 def pseudo_label(model, image_paths, *, strategy: Strategy, k: int, score_min: float = 0.8, device=None,
                  seed: int = 0, root=None, out: str | os.PathLike | None = None, category: str = "chimp",
-                 info: dict | None = None, progress: bool = False) -> dict:
+                 info: dict | None = None, allow_empty: bool = False, progress: bool = False) -> dict:
     """Pseudo-label images with a teacher: run it, keep detections with score >= ``score_min``,
     choose ``k`` points per detection by ``strategy`` (:func:`choose_points`).
 
-    Returns the COCO dict (see :func:`pseudo_coco`); with ``out`` also writes it
-    (:func:`write_pseudo_coco`). Images are processed one at a time, so memory does not grow
-    with their number beyond the annotations.
+    Returns the COCO dict (see :func:`pseudo_coco`; ``info["counts"]`` says what was dropped
+    and why); with ``out`` also writes it (:func:`write_pseudo_coco`). Images are processed one
+    at a time, so memory does not grow with their number beyond the annotations.
+
+    Raises
+    ------
+    PseudoLabelError
+        Nothing kept (no detection, or no point with ``k > 0``), unless ``allow_empty``;
+        nothing is written then.
     """
     check_choice("strategy", strategy, STRATEGIES)
     k = check_k(k)
-    preds = iter_teacher_predictions(model, image_paths, root=root, score_min=score_min, device=device,
+    preds = iter_teacher_predictions(model, image_paths, root=root, score_min=0.0, device=device,
                                      progress=progress)
     data = pseudo_coco(preds, strategy=strategy, k=k, score_min=score_min, seed=seed, category=category, info=info)
+    c = data["info"]["counts"]
+    if not allow_empty and (c["kept"] == 0 or (k > 0 and c["points"] == 0)):
+        why = ", ".join(f"{n} {r}" for r, n in c["dropped"].items()) or "the teacher detected nothing"
+        raise PseudoLabelError(f"{out or 'pseudo-labels'}: no pseudo-label kept from {c['images']} images and "
+                               f"{c['detections']} detections ({why}); pass --allow-empty to write the empty file")
     if out is not None:
         write_pseudo_coco(data["images"], data["annotations"], out, info=data["info"], categories=data["categories"])
     return data
 
 
+class PseudoLabelError(DensemapError):
+    """The teacher gave no usable pseudo-label."""
+
+
 def pseudo_label_folder(ckpt, images_dir, out, *, strategy: Strategy, k: int, score_min: float = 0.8,
-                        category: str = "chimp", seed: int = 0, device="cpu", progress: bool = False) -> dict:
+                        category: str = "chimp", seed: int = 0, device="cpu", allow_empty: bool = False,
+                        progress: bool = False) -> dict:
     """What ``densemap pseudo-label`` does: load the teacher checkpoint, pseudo-label the
     images of ``images_dir`` (:func:`list_images`) and write ``out`` (:func:`pseudo_label`)."""
     from .train import load_checkpoint
@@ -135,4 +152,5 @@ def pseudo_label_folder(ckpt, images_dir, out, *, strategy: Strategy, k: int, sc
     model, _, _ = load_checkpoint(ckpt, device=device)
     info = {"teacher": str(ckpt), "image_root": str(Path(images_dir).resolve())}
     return pseudo_label(model, list_images(images_dir), strategy=strategy, k=k, score_min=score_min, device=device,
-                        seed=seed, root=images_dir, out=out, category=category, info=info, progress=progress)
+                        seed=seed, root=images_dir, out=out, category=category, info=info, allow_empty=allow_empty,
+                        progress=progress)

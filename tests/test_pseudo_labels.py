@@ -283,7 +283,8 @@ def test_written_file_round_trips_through_pycocotools_and_the_validator(tmp_path
     dets[0].mask = {"size": rle["size"], "counts": rle["counts"].decode()}
     preds = [ImagePredictions("im0.png", W, H, dets), ImagePredictions("im1.png", W, H, [_detections()[0]])]
     data = pseudo_coco(preds, strategy="mask", k=3, score_min=0.8, seed=1)
-    assert data["info"]["counts"] == {"images": 2, "detections": 4, "kept": 2, "points": 6}
+    assert data["info"]["counts"] == {"images": 2, "detections": 4, "kept": 2, "points": 6,
+                                      "dropped": {"score < 0.8": 1, "no foreground predicted": 1}}
     assert data["info"]["dp_confidence"] == {"channel": "mask_prob", "higher_is_more_confident": True}
     path = write_pseudo_coco(data["images"], data["annotations"], tmp_path / "sub" / "pseudo.json", info=data["info"])
     assert not [p for p in path.parent.iterdir() if p.name.startswith(".")]  # no temporary left
@@ -394,8 +395,14 @@ def test_pseudo_label_end_to_end_with_a_fake_teacher(tmp_path):
     assert all(len(a["dp_x"]) == 3 for a in back["annotations"])
     assert [im["file_name"] for im in back["images"]] == ["im0.png", "im1.png"]
     assert data["annotations"] == back["annotations"]
-    data2 = pseudo_label(FakeTeacher(), paths, strategy="I", k=3, score_min=0.95)
-    assert data2["annotations"] == [] and data2["info"]["counts"]["detections"] == 0
+    from densemap_models.pseudo_labels import PseudoLabelError
+
+    with pytest.raises(PseudoLabelError, match=r"from 2 images and 6 detections \(6 score < 0.95\)"):
+        pseudo_label(FakeTeacher(), paths, strategy="I", k=3, score_min=0.95)
+    data2 = pseudo_label(FakeTeacher(), paths, strategy="I", k=3, score_min=0.95, allow_empty=True)
+    # detections are counted before the score filter, and why each was dropped
+    assert data2["annotations"] == [] and data2["info"]["counts"]["detections"] == 6
+    assert data2["info"]["counts"]["dropped"] == {"score < 0.95": 6}
 
 
 # ----------------------------------------------------------------------------- CLI
@@ -431,12 +438,17 @@ def test_cli_pseudo_label_on_a_random_checkpoint(tmp_path, tiny_checkpoint):
         assert 1 <= len(a["dp_x"]) <= 4 and a["pseudo"]
         assert check_annotation(a, n_vertices=None).error is None
     assert "detections kept" in r.output
-    # a random teacher scores ~0.5: nothing passes the default 0.8 -> an empty, valid file
-    r = CliRunner().invoke(main, ["pseudo-label", "--ckpt", str(tiny_checkpoint), "--images", str(tmp_path / "imgs"),
-                                  "-o", str(out), "--strategy", "I", "--k", "5", "--device", "cpu"])
+    # a random teacher scores ~0.5: nothing passes the default 0.8 -> an error that says why...
+    args = ["pseudo-label", "--ckpt", str(tiny_checkpoint), "--images", str(tmp_path / "imgs"), "-o",
+            str(tmp_path / "empty.json"), "--strategy", "I", "--k", "5", "--device", "cpu"]
+    r = CliRunner().invoke(main, args)
+    assert r.exit_code == 1 and "no pseudo-label kept from 2 images and 6 detections (6 score < 0.8)" in r.output
+    assert not (tmp_path / "empty.json").exists()
+    # ... or, asked for, an empty valid file
+    r = CliRunner().invoke(main, args + ["--allow-empty"])
     assert r.exit_code == 0, r.output
-    data = read_coco(out)
-    assert data["annotations"] == [] and len(data["images"]) == 2
+    data = read_coco(tmp_path / "empty.json")
+    assert data["annotations"] == [] and len(data["images"]) == 2 and "dropped: 6 score < 0.8" in r.output
 
 
 def test_cli_pseudo_label_errors(tmp_path, tiny_checkpoint):
@@ -479,3 +491,47 @@ def test_pseudo_images_join_the_training_set_from_their_own_folder(tmp_path):
     (tmp_path / "chimp").rename(tmp_path / "moved")
     ds = DensePoseDataset(gt_path, tmp_path / "human", train=False, pseudo=[(ps_path, tmp_path / "moved")])
     assert ds.load_image(2).shape == (H, W, 3)
+
+
+def test_every_drop_is_counted_and_an_empty_result_is_an_error(tmp_path):
+    from collections import Counter
+
+    from densemap_models.pseudo_coco import Detection, pseudo_annotations
+    from densemap_models.pseudo_labels import PseudoLabelError, pseudo_label
+
+    dets = _detections()
+    low = Detection(box=dets[0].box, score=0.3, pred=dets[0].pred, mask=dets[0].mask)
+    labels = np.zeros_like(dets[0].pred.labels)
+    empty_pred = BoxPrediction(labels=labels, u=dets[0].pred.u, v=dets[0].pred.v, mask_prob=dets[0].pred.mask_prob,
+                               chart_conf=dets[0].pred.chart_conf, sigma=dets[0].pred.sigma)
+    empty = Detection(box=dets[0].box, score=0.99, pred=empty_pred, mask=None)
+    drops = Counter()
+    fg = int(dets[0].pred.foreground.sum())
+    anns = pseudo_annotations([low, empty, dets[0]], 1, height=H, width=W, strategy="I", k=fg + 7, score_min=0.5,
+                              drops=drops)
+    assert len(anns) == 1 and len(anns[0]["dp_x"]) == fg
+    assert drops == {"score < 0.5": 1, "no foreground predicted": 1, "points short: foreground under k pixels": 7}
+
+    class NoDetections(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.zeros(1))
+
+        def forward(self, images):
+            return [{"boxes": torch.zeros(0, 4), "scores": torch.zeros(0), "masks": torch.zeros(0, 1, H, W),
+                     "densepose": None} for _ in images]
+
+    _write_images(tmp_path / "imgs", 2)
+    paths = sorted((tmp_path / "imgs").glob("*.png"))
+    with pytest.raises(PseudoLabelError, match=r"no pseudo-label kept from 2 images and 0 detections"):
+        pseudo_label(NoDetections(), paths, strategy="uv", k=3, out=tmp_path / "p.json")
+    assert not (tmp_path / "p.json").exists()
+    data = pseudo_label(NoDetections(), paths, strategy="uv", k=3, out=tmp_path / "p.json", allow_empty=True)
+    assert data["info"]["counts"]["detections"] == 0 and (tmp_path / "p.json").is_file()
+    # a student refuses a pseudo-label file without points
+    from densemap_models.datasets import DensePoseDataset
+
+    gt = pseudo_coco([ImagePredictions("im0.png", W, H, _detections())], strategy="uniform", k=3, seed=0)
+    gt_path = write_pseudo_coco(gt["images"], gt["annotations"], tmp_path / "gt.json", info=gt["info"])
+    with pytest.raises(AnnotationError, match="holds no pseudo-labelled detection"):
+        DensePoseDataset(gt_path, tmp_path / "imgs", pseudo=[(tmp_path / "p.json", tmp_path / "imgs")])
