@@ -64,6 +64,7 @@ def _no_temporaries(out: Path):
     assert not [p for p in out.rglob(".*") if p.is_file()], "temporary files left behind"
 
 
+@pytest.mark.slow  # ~15 s on an idle 2-core machine (9 frames, 2 images, overlay videos)
 def test_folder_of_images_and_clips(tmp_path, model):
     data = _folder(tmp_path / "data")
     out = tmp_path / "out"
@@ -103,6 +104,7 @@ def test_empty_clip_is_a_valid_result_and_says_so(tmp_path, model):
     assert (row["status"], row["frames_with_detection"], row["tracks"]) == ("ok", "0", "0")
 
 
+@pytest.mark.slow  # ~10 s on an idle 2-core machine
 def test_interrupted_run_resumes_and_leaves_nothing_half_written(tmp_path, model, monkeypatch):
     data = tmp_path / "data"
     data.mkdir()
