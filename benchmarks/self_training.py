@@ -71,6 +71,9 @@ def densemap(*args: str) -> None:
 def make_data(a, work: Path) -> dict:
     """Render the three sets and the conversion; returns their paths."""
     d = work / "data"
+    if a.human_data and not (d / "human_train").exists():  # the teacher's own training set, reused
+        d.mkdir(parents=True, exist_ok=True)
+        (d / "human_train").symlink_to(Path(a.human_data).resolve(), target_is_directory=True)
     sets = {"human_train": ("human", a.train_images, a.data_seed),
             "chimp_pool": ("chimp", a.pool_images, a.data_seed + 1),
             "chimp_test": ("chimp", a.test_images, a.data_seed + 2)}
@@ -147,17 +150,21 @@ def train_teacher(a, paths: dict, work: Path) -> Path:
 
 
 def train_student(a, paths: dict, teacher: Path, run: Path, seed: int, pseudo: Path | None) -> Path:
+    from densemap_models.checkpoints import read_checkpoint
     from densemap_models.train import train
 
     ck = run / "model_final.pt"
-    if ck.is_file():
+    if ck.is_file() and read_checkpoint(ck).get("finished", True):
         return ck
+    resume = (run / "last.pt").is_file()  # a run a previous session left unfinished
     cfg = base_config(a).replace(max_iter=a.student_iters, seed=seed, lr=a.student_lr,
                                  warmup_iters=min(a.student_warmup, a.student_iters), lr_steps=())
     # what `densemap train --init TEACHER --pseudo pseudo.json` does
-    res = train(cfg, data=paths["human"], out=run, init=teacher,
+    res = train(cfg, data=paths["human"], out=run, init=None if resume else teacher, resume=resume,
                 pseudo=[(pseudo, paths["mix_images"])] if pseudo is not None else [], device=a.device,
-                progress=a.progress)
+                progress=a.progress, max_minutes=a.max_minutes)
+    if not res.finished:
+        raise SystemExit(f"stopped after --max-minutes in {run}; run the same command again to continue")
     return res.checkpoint
 
 
@@ -430,7 +437,14 @@ def main(argv=None):
     ap.add_argument("--student-warmup", type=int, default=20)
     ap.add_argument("--strategies", nargs="+", default=["uniform", "mask", "I", "uv"],
                     choices=["uniform", "mask", "I", "uv"])
-    ap.add_argument("--k", nargs="+", type=int, default=[1, 2, 5, 10, 1000], help="points per detection")
+    ap.add_argument("--design", choices=["passes", "grid"], default="passes",
+                    help="passes: every strategy at --pass1-k, then the best at --pass2-k; grid: strategies x --k")
+    ap.add_argument("--pass1-k", type=int, default=5)
+    ap.add_argument("--pass2-k", nargs="+", type=int, default=[1, 2, 10, 1000])
+    ap.add_argument("--k", nargs="+", type=int, default=[1, 2, 5, 10, 1000], help="points per detection (grid)")
+    ap.add_argument("--human-data", default=None, help="a rendered human set (folder) to reuse as the ground truth")
+    ap.add_argument("--max-minutes", type=float, default=None,
+                    help="stop a student (resumably) after this long; the same command continues it")
     ap.add_argument("--seeds", type=int, default=3, help="student seeds 0..N-1 (N >= 3 for a std)")
     ap.add_argument("--score-min", type=float, default=0.8, help="detections kept for pseudo-labels")
     ap.add_argument("--no-control", action="store_true", help="skip the no-pseudo-label control students")
@@ -444,7 +458,8 @@ def main(argv=None):
     if any(k < 0 for k in a.k) or a.seeds < 1:
         ap.error("--k values must be >= 0 and --seeds >= 1")
     seeds = list(range(a.seeds))
-    n_students = len(a.strategies) * len(a.k) * len(seeds) + (0 if a.no_control else len(seeds))
+    n_rows = len(a.strategies) * len(a.k) if a.design == "grid" else len(a.strategies) + len(a.pass2_k)
+    n_students = n_rows * len(seeds) + (0 if a.no_control else len(seeds))
     log(f"plan: teacher ({a.teacher_iters} it) + {n_students} students ({a.student_iters} it each) "
         f"+ {n_students + 1} evaluations on {a.test_images} chimp renders; work folder {a.work}")
     if a.plan:
@@ -467,15 +482,17 @@ def main(argv=None):
     def pseudo_path(s, k, seed):
         return work / "pseudo" / f"{s}_k{k}_s{seed}.json"
 
-    # the teacher's predictions on the pool, once (skipped when every pseudo-label file exists)
-    preds = None
-    if not all(pseudo_path(s, k, seed).is_file() for s in a.strategies for k in a.k for seed in seeds):
-        model, _, _ = load_checkpoint(teacher, device=a.device)
-        preds = list(iter_teacher_predictions(model, list_images(paths["pool_images"]), root=paths["mix_images"],
-                                              score_min=a.score_min, device=a.device))
-        del model
-        log(f"pool: {sum(len(p.detections) for p in preds)} teacher detections with score >= {a.score_min} "
-            f"on {len(preds)} images")
+    # the teacher's predictions on the pool, once, when a pseudo-label file is missing
+    cache = {}
+
+    def teacher_predictions():
+        if "preds" not in cache:
+            model, _, _ = load_checkpoint(teacher, device=a.device)
+            cache["preds"] = list(iter_teacher_predictions(model, list_images(paths["pool_images"]),
+                                                           root=paths["mix_images"], score_min=0.0, device=a.device))
+            log(f"pool: {sum(len(p.detections) for p in cache['preds'])} teacher detections on "
+                f"{len(cache['preds'])} images")
+        return cache["preds"]
 
     results["control"] = []
     if not a.no_control:
@@ -485,33 +502,48 @@ def main(argv=None):
             results["control"].append(evaluate_run(ck, paths, a, run / "eval"))
             log(f"control seed {seed}: {results['control'][-1]['densepose']['GPS']['AP']:.1f} DP AP")
     results["students"] = {}
-    for s in a.strategies:
-        for k in a.k:
-            runs = []
-            for seed in seeds:
-                name = f"{s}_k{k}_s{seed}"
-                pj = pseudo_path(s, k, seed)
-                if not pj.is_file():
-                    data = pseudo_coco(preds, strategy=s, k=k, score_min=a.score_min, seed=seed,
-                                       info={"teacher": str(teacher)})
-                    write_pseudo_coco(data["images"], data["annotations"], pj, info=data["info"],
-                                      categories=data["categories"])
-                counts = json.loads(pj.read_text())["info"]["counts"]
-                run = work / "students" / name
-                t0 = time.perf_counter()
-                ck = train_student(a, paths, teacher, run, seed, pj)
-                m = evaluate_run(ck, paths, a, run / "eval")
-                m["pseudo_counts"] = counts
-                runs.append(m)
-                log(f"{name}: {m['densepose']['GPS']['AP']:.1f} DP AP ({time.perf_counter() - t0:.0f} s)")
-            results["students"][f"{s}_k{k}"] = runs
+
+    def run_row(s, k):
+        runs = []
+        for seed in seeds:
+            name = f"{s}_k{k}_s{seed}"
+            pj = pseudo_path(s, k, seed)
+            if not pj.is_file():
+                data = pseudo_coco(teacher_predictions(), strategy=s, k=k, score_min=a.score_min, seed=seed,
+                                   info={"teacher": str(teacher)})
+                write_pseudo_coco(data["images"], data["annotations"], pj, info=data["info"],
+                                  categories=data["categories"])
+            counts = json.loads(pj.read_text())["info"]["counts"]
+            run = work / "students" / name
+            t0 = time.perf_counter()
+            ck = train_student(a, paths, teacher, run, seed, pj)
+            m = evaluate_run(ck, paths, a, run / "eval")
+            m["pseudo_counts"] = counts
+            runs.append(m)
+            log(f"{name}: {m['densepose']['GPS']['AP']:.1f} DP AP ({time.perf_counter() - t0:.0f} s)")
+        results["students"][f"{s}_k{k}"] = runs
+
+    if a.design == "grid":
+        for s in a.strategies:
+            for k in a.k:
+                run_row(s, k)
+    else:  # pass 1: every strategy at one k; pass 2: the best of them at the other k (the paper's Table 4)
+        for s in a.strategies:
+            run_row(s, a.pass1_k)
+        best = max(a.strategies, key=lambda s: summarise(results["students"][f"{s}_k{a.pass1_k}"])["DP AP (GPS)"][0])
+        log(f"pass 1 winner: {best}")
+        for k in a.pass2_k:
+            run_row(best, k)
+        a.k = sorted({a.pass1_k, *a.pass2_k})
+        results["pass1_winner"] = best
 
     tab = table(results, a)
     note = closing_note(results, a)
-    acc = pseudo_label_accuracy({f"{s}_k{k}": [pseudo_path(s, k, seed) for seed in seeds]
-                                 for s in a.strategies for k in a.k}, paths["pool_json"])
+    done = [(s, k) for s in a.strategies for k in a.k if f"{s}_k{k}" in results["students"]]
+    acc = pseudo_label_accuracy({f"{s}_k{k}": [pseudo_path(s, k, seed) for seed in seeds] for s, k in done},
+                                paths["pool_json"])
     results["pseudo_accuracy"] = acc
-    det = pseudo_detection_quality(pseudo_path(a.strategies[0], a.k[0], seeds[0]), paths["pool_json"])
+    det = pseudo_detection_quality(pseudo_path(*done[0], seeds[0]), paths["pool_json"])
     results["pseudo_detections"] = det
     cmd = "OMP_WAIT_POLICY=PASSIVE python benchmarks/self_training.py " + " ".join(
         shlex.quote(x) for x in (argv if argv is not None else sys.argv[1:]))
