@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import errno
 import functools
 import logging
+import sys
+import traceback
 
 import click
 
@@ -64,23 +67,85 @@ def parse_sources(sources: str) -> int | str:
 
 
 def library_errors(f):
-    """Turn the library's errors into one clear line and a non-zero exit.
+    """The one error boundary of every command: an anticipated failure is one line and exit 1.
 
-    densemap's own errors and the ``ValueError``s the library raises for bad arguments
-    (``unknown method 'foo'; expected ...``, ``sources per part must be a positive
-    integer``) print their message; a missing file prints its name.
+    densemap's own errors and the ``ValueError``s the library raises for bad arguments print
+    their message; ``OSError``s (missing file, permission, read-only file system, full disk,
+    link loop) print the path and the reason; the failures of reading hostile input
+    (``UnicodeDecodeError``, ``RecursionError``, ``OverflowError``, ``MemoryError``) say what
+    they mean. Anything else is a bug: one line that says so. ``-v`` before the command
+    prints the traceback first (to stderr).
     """
 
     @functools.wraps(f)
     def wrapper(*args, **kwargs):
         try:
             return f(*args, **kwargs)
-        except (DensemapError, ValueError) as exc:
-            raise click.ClickException(str(exc)) from None
-        except FileNotFoundError as exc:
-            raise click.ClickException(f"{exc.filename}: no such file") from None
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except KeyboardInterrupt:
+            raise click.exceptions.Abort() from None
+        except Exception as exc:  # the boundary: everything becomes one line
+            ctx = click.get_current_context(silent=True)
+            if ctx is not None and verbosity(ctx) > 1:
+                traceback.print_exc(file=sys.stderr)
+            raise click.ClickException(error_line(exc)) from None
 
     return wrapper
+
+
+def error_line(exc: BaseException) -> str:
+    """One line that says what went wrong (see :func:`library_errors`)."""
+    from densemap._paths import describe_os_error
+
+    if isinstance(exc, (DensemapError, ValueError)) and not isinstance(exc, UnicodeError):
+        text = str(exc)
+        if "Original Traceback" in text:  # re-raised from a DataLoader worker: the original last line
+            text = text.strip().splitlines()[-1]
+        return _one_line(text) or type(exc).__name__
+    if isinstance(exc, OSError):
+        where = exc.filename if exc.filename is not None else "output"
+        if exc.errno == errno.ENOENT:
+            return f"{where}: no such file or folder"
+        return f"{where}: {describe_os_error(exc)}"
+    if isinstance(exc, UnicodeDecodeError):
+        return f"cannot decode text: byte 0x{exc.object[exc.start]:02x} at offset {exc.start} is not {exc.encoding}"
+    if isinstance(exc, UnicodeError):
+        return f"cannot encode or decode text ({_one_line(str(exc))})"
+    if isinstance(exc, RecursionError):
+        return "the input is nested too deeply to read"
+    if isinstance(exc, OverflowError):
+        return f"a number in the input is too large ({_one_line(str(exc))})"
+    if isinstance(exc, MemoryError):
+        return f"out of memory ({_one_line(str(exc)) or 'an allocation failed'}); the input is too large for this machine"
+    return (f"internal error: {type(exc).__name__}: {_one_line(str(exc))[:300]} (a densemap bug: run with -v "
+            "for the traceback and report it)")
+
+
+def _one_line(text: str) -> str:
+    lines = [ln.strip() for ln in str(text).strip().splitlines() if ln.strip()]
+    return "; ".join(lines)
+
+
+def check_outputs(outputs, inputs=None) -> None:
+    """Check the command's output locations before any work (:func:`densemap._paths.check_outputs`).
+
+    ``outputs`` are :class:`densemap._paths.Output` s or ``(flag, path, kind)`` tuples.
+    """
+    from densemap._paths import Output, check_outputs as check
+
+    check([o if isinstance(o, Output) else Output(*o) for o in outputs], inputs)
+
+
+def echo_result(text: str) -> None:
+    """A command's result: stdout, printed whatever ``-q`` says."""
+    click.echo(text)
+
+
+def echo_log(ctx: click.Context, text: str, *, level: int = 1) -> None:
+    """A log line or note: stderr, silenced by ``-q`` (``level`` 2: only with ``-v``)."""
+    if verbosity(ctx) >= level:
+        click.echo(text, err=True)
 
 
 def verbosity(ctx: click.Context) -> int:

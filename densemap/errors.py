@@ -13,10 +13,14 @@ class                  raised when
 ``RigError``           a rig (skeleton + skinning) is malformed
 ``AnnotationError``    a DensePose annotation file or field is malformed
 ``GLBackendError``     no off-screen OpenGL backend can render pictures
+``InputError``         an input file is missing, unreadable or not what it claims
+``OutputError``        an output location is unusable: not writable, an input, or
+                       the same as another output (checked before any work)
 =====================  =====================================================
 """
 
-__all__ = ["DensemapError", "MeshError", "PartError", "AtlasError", "RigError", "AnnotationError", "GLBackendError"]
+__all__ = ["DensemapError", "MeshError", "PartError", "AtlasError", "RigError", "AnnotationError", "GLBackendError",
+           "InputError", "OutputError"]
 
 
 class DensemapError(Exception):
@@ -45,3 +49,12 @@ class AnnotationError(DensemapError, ValueError):
 
 class GLBackendError(DensemapError, RuntimeError):
     """No off-screen OpenGL backend is available for rendering."""
+
+
+class InputError(DensemapError, ValueError):
+    """An input file is missing, unreadable (a folder, a pipe, a link loop) or not valid text."""
+
+
+class OutputError(DensemapError, ValueError):
+    """An output location cannot be used: not writable, an input of the same command, or
+    the same file as another output."""

@@ -1,8 +1,15 @@
 """Triangle meshes: an immutable container, file IO that never reorders vertices, and checks.
 
-A file's vertex ``i`` is always ``mesh.vertices[i]``: OBJ is parsed here (trimesh
-would merge and reorder vertices and forget face-group order), the other formats go
-through trimesh with ``process=False``. Polygons are fan-triangulated.
+A file's vertex ``i`` is always ``mesh.vertices[i]``: OBJ is parsed by densemap
+(:mod:`densemap._obj`; trimesh would merge and reorder vertices and forget face-group
+order), the other formats go through trimesh with ``process=False``. Polygons are
+fan-triangulated. STL stores every triangle with its own three corners; its coincident
+corners are welded on load (:func:`weld`, which returns the map back).
+
+:func:`check_mesh` reports the health of a mesh (components, boundary and non-manifold
+edges, zero-area, sliver and duplicate faces, stray vertices);
+:mod:`densemap.mesh_repair` refuses what breaks the geodesics (``check_alignable``) and
+fixes what can be fixed, returning the map back to the original vertex ids (``repair_mesh``).
 """
 
 from __future__ import annotations
@@ -18,10 +25,13 @@ import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
 from ._io import atomic_path
+from ._meshfix import duplicate_faces, face_shape, weld as _weld
+from ._obj import ObjData, read_obj, write_obj as _write_obj
+from ._paths import check_input_file
 from .errors import MeshError
 
 __all__ = ["Mesh", "MeshReport", "load_mesh", "save_mesh", "check_mesh", "check_connected", "mesh_info", "read_obj",
-           "MESH_SUFFIXES"]
+           "ObjData", "MESH_SUFFIXES"]
 
 MESH_SUFFIXES = (".obj", ".ply", ".off", ".stl", ".glb")
 
@@ -176,7 +186,12 @@ class Mesh:
 
 @dataclass(frozen=True)
 class MeshReport:
-    """What :func:`check_mesh` found. Counts, plus the first offender of each kind (or None)."""
+    """What :func:`check_mesh` found. Counts, plus the first offender of each kind (or None).
+
+    ``degenerate_faces`` have a repeated corner or (near) zero area; ``sliver_faces`` have a
+    positive area but a shape quality below the tolerance (needles and caps whose cotangent
+    weights blow up); ``duplicate_faces`` repeat an earlier face's three vertices.
+    """
 
     n_vertices: int
     n_faces: int
@@ -191,6 +206,10 @@ class MeshReport:
     first_nonmanifold_edge: tuple[int, int] | None
     first_degenerate_face: int | None
     first_unreferenced_vertex: int | None
+    sliver_faces: int = 0
+    duplicate_faces: int = 0
+    first_sliver_face: int | None = None
+    first_duplicate_face: int | None = None
 
     @property
     def is_closed_manifold(self) -> bool:
@@ -198,11 +217,13 @@ class MeshReport:
 
     @property
     def ok(self) -> bool:
-        """A single closed manifold component without degenerate faces or stray vertices."""
+        """A single closed manifold component without bad faces or stray vertices."""
         return (
             self.is_closed_manifold
             and self.n_components == 1
             and self.degenerate_faces == 0
+            and self.sliver_faces == 0
+            and self.duplicate_faces == 0
             and self.unreferenced_vertices == 0
         )
 
@@ -212,6 +233,8 @@ class MeshReport:
             ("boundary edges", self.boundary_edges, self.first_boundary_edge),
             ("non-manifold edges", self.nonmanifold_edges, self.first_nonmanifold_edge),
             ("degenerate faces", self.degenerate_faces, self.first_degenerate_face),
+            ("sliver faces", self.sliver_faces, self.first_sliver_face),
+            ("duplicate faces", self.duplicate_faces, self.first_duplicate_face),
             ("unreferenced vertices", self.unreferenced_vertices, self.first_unreferenced_vertex),
         ]:
             if n:
@@ -219,7 +242,7 @@ class MeshReport:
         return "; ".join(parts)
 
 
-def check_mesh(mesh: Mesh, *, area_tol: float = 1e-12) -> MeshReport:
+def check_mesh(mesh: Mesh, *, area_tol: float = 1e-12, sliver_tol: float = 1e-6) -> MeshReport:
     """Report the topological and numerical health of a mesh.
 
     Parameters
@@ -228,10 +251,21 @@ def check_mesh(mesh: Mesh, *, area_tol: float = 1e-12) -> MeshReport:
     area_tol : float
         Faces with area below ``area_tol * bbox_diagonal**2`` (or with a repeated
         vertex) count as degenerate.
+    sliver_tol : float
+        Faces of positive area whose shape quality ``4 sqrt(3) area / sum(edge^2)`` (1 for
+        an equilateral triangle) is below this count as slivers.
 
     Returns
     -------
     MeshReport
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> v = np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0], [2, 0, 0]], float)
+    >>> rep = check_mesh(Mesh(v, [[0, 1, 2], [0, 1, 3], [1, 0, 2]]))
+    >>> rep.degenerate_faces, rep.first_degenerate_face, rep.duplicate_faces, rep.first_duplicate_face
+    (1, 1, 1, 2)
     """
     f = mesh.faces
     e = np.sort(f[:, [0, 1, 1, 2, 2, 0]].reshape(-1, 2), axis=1)
@@ -239,8 +273,11 @@ def check_mesh(mesh: Mesh, *, area_tol: float = 1e-12) -> MeshReport:
     boundary = uniq[counts == 1]
     nonman = uniq[counts > 2]
     repeated = (f[:, 0] == f[:, 1]) | (f[:, 1] == f[:, 2]) | (f[:, 2] == f[:, 0])
-    tiny = mesh.face_areas <= area_tol * max(mesh.bounding_box_diagonal, 1e-300) ** 2
+    area, quality = face_shape(mesh.vertices, f)  # scale-free: a unit bounding-box diagonal
+    tiny = area <= area_tol
     degenerate = np.flatnonzero(repeated | tiny)
+    sliver = np.flatnonzero(~(repeated | tiny) & (quality < sliver_tol))
+    dup = np.flatnonzero(duplicate_faces(f) & ~repeated)
     referenced = np.zeros(mesh.n_vertices, bool)
     referenced[f.ravel()] = True
     unref = np.flatnonzero(~referenced)
@@ -251,6 +288,9 @@ def check_mesh(mesh: Mesh, *, area_tol: float = 1e-12) -> MeshReport:
 
     def first(a):
         return tuple(int(x) for x in a[0]) if len(a) else None
+
+    def first_index(a):
+        return int(a[0]) if len(a) else None
 
     return MeshReport(
         n_vertices=mesh.n_vertices,
@@ -264,8 +304,12 @@ def check_mesh(mesh: Mesh, *, area_tol: float = 1e-12) -> MeshReport:
         nonfinite_vertices=int((~np.isfinite(mesh.vertices).all(axis=1)).sum()),
         first_boundary_edge=first(boundary),
         first_nonmanifold_edge=first(nonman),
-        first_degenerate_face=int(degenerate[0]) if len(degenerate) else None,
-        first_unreferenced_vertex=int(unref[0]) if len(unref) else None,
+        first_degenerate_face=first_index(degenerate),
+        first_unreferenced_vertex=first_index(unref),
+        sliver_faces=len(sliver),
+        duplicate_faces=len(dup),
+        first_sliver_face=first_index(sliver),
+        first_duplicate_face=first_index(dup),
     )
 
 
@@ -312,112 +356,6 @@ def check_connected(mesh: Mesh) -> None:
         )
 
 
-# ----------------------------------------------------------------------------- OBJ
-@dataclass
-class ObjData:
-    """Raw content of an OBJ file, in file order (faces already triangulated)."""
-
-    vertices: np.ndarray  # (V, 3)
-    faces: np.ndarray  # (F, 3)
-    uv: np.ndarray | None  # (F, 3, 2) or None
-    face_groups: np.ndarray  # (F,) int index into group_names, -1 = no group
-    group_names: list[str]
-
-
-def read_obj(path: str | os.PathLike) -> ObjData:
-    """Parse an OBJ file keeping vertex order and face groups (``g`` or ``o``).
-
-    Hand-written because trimesh merges/reorders vertices and drops group order.
-    Polygons are fan-triangulated; the triangles of one polygon share its group.
-    """
-    path = Path(path)
-    verts: list[list[float]] = []
-    texcoords: list[list[float]] = []
-    tris: list[tuple[int, int, int]] = []
-    tri_vt: list[tuple[int, int, int]] = []
-    groups: list[int] = []
-    names: list[str] = []
-    name_index: dict[str, int] = {}
-    current = -1
-    try:
-        fh = open(path, "r", encoding="utf-8", errors="replace")
-    except OSError as exc:
-        raise MeshError(f"{path}: cannot read mesh file ({exc.strerror})") from None
-    with fh:
-        for lineno, line in enumerate(fh, 1):
-            tok = line.split()
-            if not tok or tok[0].startswith("#"):
-                continue
-            key = tok[0]
-            try:
-                if key == "v":
-                    if len(tok) < 4:
-                        raise ValueError("a vertex needs 3 coordinates")
-                    verts.append([float(tok[1]), float(tok[2]), float(tok[3])])
-                elif key == "vt":
-                    texcoords.append([float(tok[1]), float(tok[2]) if len(tok) > 2 else 0.0])
-                elif key in ("g", "o"):
-                    gname = " ".join(tok[1:]) or "default"
-                    if gname not in name_index:
-                        name_index[gname] = len(names)
-                        names.append(gname)
-                    current = name_index[gname]
-                elif key == "f":
-                    if len(tok) < 4:
-                        raise ValueError("a face needs at least 3 vertices")
-                    vi, ti = [], []
-                    for corner in tok[1:]:
-                        fields = corner.split("/")
-                        a = int(fields[0])
-                        vi.append(a - 1 if a > 0 else len(verts) + a)
-                        if len(fields) > 1 and fields[1]:
-                            t = int(fields[1])
-                            ti.append(t - 1 if t > 0 else len(texcoords) + t)
-                        else:
-                            ti.append(-1)
-                    for k in range(1, len(vi) - 1):
-                        tris.append((vi[0], vi[k], vi[k + 1]))
-                        tri_vt.append((ti[0], ti[k], ti[k + 1]))
-                        groups.append(current)
-            except ValueError as exc:
-                raise MeshError(f"{path}:{lineno}: cannot parse {key!r} line {line.strip()!r} ({exc})") from None
-    if not verts:
-        raise MeshError(f"{path}: no vertices found (is this an OBJ file?)")
-    v = np.asarray(verts, dtype=np.float64)
-    f = np.asarray(tris, dtype=np.int64).reshape(-1, 3)
-    uv = None
-    vt = np.asarray(tri_vt, dtype=np.int64).reshape(-1, 3)
-    if texcoords and (vt >= 0).any():
-        tc = np.asarray(texcoords, dtype=np.float64)
-        if vt.max() >= len(tc):
-            i = int(np.argwhere(vt >= len(tc))[0, 0])
-            raise MeshError(f"{path}: face {i} references texture coordinate {vt.max() + 1} but the file has {len(tc)}")
-        uv = np.where((vt >= 0)[..., None], tc[np.clip(vt, 0, None)], np.nan)
-    return ObjData(v, f, uv, np.asarray(groups, dtype=np.int64), names)
-
-
-def _write_obj(mesh: Mesh, fh, *, groups=None, group_names=None, precision=8) -> None:
-    fmt = f"{{:.{precision}g}}"
-    fh.write(f"# written by densemap: {mesh.n_vertices} vertices, {mesh.n_faces} faces\n")
-    fh.write("".join(f"v {fmt.format(x)} {fmt.format(y)} {fmt.format(z)}\n" for x, y, z in mesh.vertices))
-    has_uv = mesh.uv is not None
-    if has_uv:
-        fh.write("".join(f"vt {fmt.format(u)} {fmt.format(w)}\n" for u, w in mesh.uv.reshape(-1, 2)))
-    f1 = mesh.faces + 1
-    order = np.arange(mesh.n_faces) if groups is None else np.argsort(groups, kind="stable")
-    last = None
-    for i in order:
-        if groups is not None and groups[i] != last:
-            last = groups[i]
-            fh.write(f"g {group_names[last]}\n")
-        a, b, c = f1[i]
-        if has_uv:
-            t = 3 * i + 1
-            fh.write(f"f {a}/{t} {b}/{t + 1} {c}/{t + 2}\n")
-        else:
-            fh.write(f"f {a} {b} {c}\n")
-
-
 # ----------------------------------------------------------------------------- public IO
 def load_mesh(path: str | os.PathLike) -> Mesh:
     """Load a triangle mesh from OBJ, PLY, OFF, STL or GLB, keeping the file's vertex order.
@@ -434,7 +372,15 @@ def load_mesh(path: str | os.PathLike) -> Mesh:
     Raises
     ------
     MeshError
-        Missing or unreadable file, unknown format, non-finite coordinates, bad face indices.
+        Missing or unreadable file (a folder, a pipe, a link loop), unknown format,
+        non-finite coordinates, bad face indices (with the OBJ line), a PLY header that
+        declares more elements than the file can hold.
+
+    Notes
+    -----
+    STL repeats each vertex in every triangle that uses it; its exactly coincident corners
+    are welded (vertex ``i`` is the ``i``-th distinct corner in file order; see
+    :func:`densemap.mesh_repair.weld` for the map from corners).
 
     Examples
     --------
@@ -449,11 +395,12 @@ def load_mesh(path: str | os.PathLike) -> Mesh:
     suffix = path.suffix.lower()
     if suffix not in MESH_SUFFIXES:
         raise MeshError(f"{path}: unsupported mesh format {suffix!r}; expected one of {list(MESH_SUFFIXES)}")
-    if not path.is_file():
-        raise MeshError(f"{path}: no such file")
+    check_input_file(path, what="mesh file", error=MeshError)
     if suffix == ".obj":
         d = read_obj(path)
         return Mesh(d.vertices, d.faces, d.uv, name=str(path))
+    if suffix == ".ply":
+        _check_ply_header(path)
     import trimesh
 
     try:
@@ -467,7 +414,33 @@ def load_mesh(path: str | os.PathLike) -> Mesh:
     vuv = getattr(visual, "uv", None)
     if vuv is not None and len(vuv) == len(loaded.vertices):
         uv = np.asarray(vuv, dtype=np.float64)[np.asarray(loaded.faces)]
-    return Mesh(np.asarray(loaded.vertices), np.asarray(loaded.faces), uv, name=str(path))
+    v, f = np.asarray(loaded.vertices), np.asarray(loaded.faces)
+    if suffix == ".stl":  # corners -> shared vertices (STL has no vertex ids of its own)
+        v, f, _ = _weld(v, f)
+    return Mesh(v, f, uv, name=str(path))
+
+
+def _check_ply_header(path: Path) -> None:
+    """Refuse a PLY whose header declares more vertices or faces than its size can hold.
+
+    A 200-byte file may declare 10**12 vertices; without this the reader would try to
+    allocate them. Each ASCII element takes at least two bytes, each binary one its size.
+    """
+    with open(path, "rb") as fh:
+        head = fh.read(65536)
+    if not head.startswith(b"ply"):
+        return  # not our business: trimesh says what it is
+    end = head.find(b"end_header")
+    if end < 0:
+        return
+    size = path.stat().st_size
+    for line in head[:end].decode("ascii", errors="replace").splitlines():
+        tok = line.split()
+        if len(tok) == 3 and tok[0] == "element" and tok[2].isdigit():
+            n = int(tok[2])
+            if n * 2 > size:
+                raise MeshError(f"{path}: the PLY header declares {n} {tok[1]} elements but the file has only "
+                                f"{size} bytes (truncated or corrupt)")
 
 
 def save_mesh(mesh: Mesh, path: str | os.PathLike) -> Path:

@@ -140,10 +140,12 @@ def test_missing_file(tmp_path):
 
 @pytest.mark.parametrize("name, text, match", [
     ("m.xyz", "1 2 3\n", r"m.xyz: unsupported mesh format '.xyz'"),
-    ("bad.obj", "v 0 0 0\nv 1 0 0\nv nan 1 0\nf 1 2 3\n", r"bad.obj: vertices\[2\] .* is not finite"),
-    ("bad.obj", "v 0 0 0\nv 1 0 zero\n", r"bad.obj:2: cannot parse 'v' line"),
+    ("bad.obj", "v 0 0 0\nv 1 0 0\nv nan 1 0\nf 1 2 3\n", r"bad.obj:3: cannot use 'v' line .*'nan' is not finite"),
+    ("bad.obj", "v 0 0 0\nv 1 0 zero\n", r"bad.obj:2: cannot use 'v' line"),
     ("bad.obj", "v 0 0 0\nv 1 0 0\nv 0 1 0\nf 1 2 3\nf 1 2 7\n",
-     r"faces\[1\] references vertex 6 but the mesh has 3 vertices"),
+     r"bad.obj:5: .*vertex index 7 is out of range: the file defines 3 vertices before this line"),
+    ("bad.obj", "v 0 0 0\nv 1 0 0\nv 0 1 0\nf 0 1 2\n", r"bad.obj:4: .*vertex index 0 is invalid \(OBJ indices start at 1\)"),
+    ("bad.obj", "v 0 0 0\nv 1 0 0\nv 0 1 0\nvt\nf 1 2 3\n", r"bad.obj:4: .*a texture coordinate needs at least u"),
 ])
 def test_bad_mesh_file_names_file_and_offender(tmp_path, name, text, match):
     p = tmp_path / name
