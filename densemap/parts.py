@@ -21,6 +21,7 @@ from typing import Sequence
 import numpy as np
 
 from ._io import atomic_path
+from ._paths import check_input_file, read_json, read_text
 from .errors import MeshError, PartError
 from .mesh import Mesh, read_obj
 
@@ -53,15 +54,7 @@ class PartLabels:
 
     def __post_init__(self):
         where = self.source
-        lab = np.asarray(self.labels)
-        if lab.ndim != 1:
-            raise PartError(f"{where}: labels must be a 1-D array, got shape {lab.shape}")
-        if lab.size and lab.dtype.kind not in "iu":
-            if lab.dtype.kind == "f" and np.all(np.mod(lab, 1) == 0):
-                lab = lab.astype(np.int64)
-            else:
-                raise PartError(f"{where}: labels must be integers, got dtype {lab.dtype}")
-        lab = np.array(lab, dtype=np.int64, copy=True)
+        lab = _integer_labels(np.asarray(self.labels), where)
         names = tuple(str(n) for n in self.names)
         if len(names) < 1:
             raise PartError(f"{where}: no part names")
@@ -126,6 +119,29 @@ class PartLabels:
         perm = np.array([names.index(n) for n in self.names], dtype=np.int64)
         lab = np.where(self.labels >= 0, perm[np.clip(self.labels, 0, None)], -1)
         return PartLabels(lab, names, source=self.source)
+
+
+def _integer_labels(lab: np.ndarray, where: str, *, limit: int | None = None) -> np.ndarray:
+    """(V,) int64 copy of per-vertex labels; refuses non-integers and values outside -1..limit-1
+    (naming the first) *before* any conversion, so 1e20 or 2**40 never becomes an allocation."""
+    if lab.ndim != 1:
+        raise PartError(f"{where}: labels must be a 1-D array of per-vertex integers, got shape {lab.shape}")
+    if lab.size and lab.dtype.kind not in "iuf":
+        raise PartError(f"{where}: labels must be integers, got dtype {lab.dtype}")
+    if lab.size and lab.dtype.kind == "f":
+        bad = ~np.isfinite(lab) | (np.mod(lab, 1) != 0)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise PartError(f"{where}: labels[{i}] = {lab[i]!r} is not an integer")
+    hi = np.iinfo(np.int64).max if limit is None else limit - 1
+    if lab.size:
+        out = (lab < -1) | (lab > hi)
+        if out.any():
+            i = int(np.flatnonzero(out)[0])
+            what = "-1 (unlabelled) or a part index" if limit is None else \
+                f"-1 (unlabelled) or 0..{limit - 1} (at most one part per vertex; give names= for more)"
+            raise PartError(f"{where}: labels[{i}] = {lab[i]:.17g} is out of range; expected {what}")
+    return np.array(lab, dtype=np.int64, copy=True)
 
 
 def labels_from_face_groups(n_vertices: int, faces: np.ndarray, face_groups: np.ndarray, n_groups: int) -> np.ndarray:
@@ -237,18 +253,16 @@ def _names_sidecar(path: Path) -> list[str] | None:
 
 def _read_names(path: Path) -> list[str]:
     path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise PartError(f"{path}: cannot read names file ({exc.strerror})") from None
     if path.suffix.lower() == ".json":
-        try:
-            names = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise PartError(f"{path}: invalid JSON ({exc})") from None
-        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
-            raise PartError(f"{path}: expected a JSON list of part names")
+        names = read_json(path, what="JSON list of part names", error=PartError)
+        if not isinstance(names, list):
+            raise PartError(f"{path}: expected a JSON list of part names, got {type(names).__name__}")
+        bad = [k for k, n in enumerate(names) if not isinstance(n, str)]
+        if bad:
+            raise PartError(f"{path}: names[{bad[0]}] = {str(names[bad[0]])[:40]!r} is not a string; expected a JSON "
+                            "list of part names")
         return names
+    text = read_text(path, what="text file of part names (one per line)", error=PartError)
     return [ln.strip() for ln in text.splitlines() if ln.strip()]
 
 
@@ -290,9 +304,7 @@ def load_parts(
     >>> load_parts(p).labels
     array([0, 0, 1, 1])
     """
-    path = Path(path)
-    if not path.is_file():
-        raise PartError(f"{path}: no such file")
+    path = check_input_file(path, what="part-label file", error=PartError)
     readers = {".obj": lambda: _parts_from_obj(path, mesh), ".json": lambda: _parts_from_json(path, mesh)}
     readers.update(dict.fromkeys((".npy", ".txt", ".ply"), lambda: _parts_from_integers(path, mesh, names, field)))
     read = readers.get(path.suffix.lower())
@@ -320,23 +332,39 @@ def _parts_from_obj(path: Path, mesh: Mesh | None) -> PartLabels:
     return PartLabels(lab, [d.group_names[k] for k in used], source=str(path))
 
 
+def _json_ids(path: Path, name: str, ids) -> np.ndarray:
+    """The vertex ids of one part, checked element by element (ragged, bool, float, huge: refused)."""
+    if not isinstance(ids, list):
+        raise PartError(f"{path}: part {name!r} must be a list of integer vertex ids, got {type(ids).__name__}")
+    if not ids:
+        raise PartError(f"{path}: part {name!r} has no vertex")
+    for k, x in enumerate(ids):
+        if not isinstance(x, int) or isinstance(x, bool):
+            raise PartError(f"{path}: part {name!r} entry {k} is {str(x)[:40]!r}; expected an integer vertex id")
+        if x < 0:
+            raise PartError(f"{path}: part {name!r} lists negative vertex id {x}")
+        if x > _MAX_VERTEX_ID:
+            digits = str(x)
+            raise PartError(f"{path}: part {name!r} lists vertex id {digits[:12]}... ({len(digits)} digits), beyond "
+                            "any mesh")
+    return np.asarray(ids, dtype=np.int64)
+
+
+# no mesh has more vertices; larger ids are refused before anything is allocated for them
+_MAX_VERTEX_ID = 2**31 - 1
+
+
 def _parts_from_json(path: Path, mesh: Mesh | None) -> PartLabels:
     """Labels from JSON ``{part name: [vertex ids]}``."""
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise PartError(f"{path}: cannot read part JSON ({exc})") from None
+    data = read_json(path, what="part JSON {part name: [vertex ids]}", error=PartError)
     if not isinstance(data, dict) or not data:
         raise PartError(f"{path}: expected a JSON object {{part name: [vertex ids]}}")
-    ids_all = [np.asarray(v) for v in data.values()]
-    for name, ids in zip(data, ids_all):
-        if ids.ndim != 1 or (ids.size and ids.dtype.kind not in "iu"):
-            raise PartError(f"{path}: part {name!r} must be a list of integer vertex ids")
-        if ids.size == 0:
-            raise PartError(f"{path}: part {name!r} has no vertex")
-        if (ids < 0).any():
-            raise PartError(f"{path}: part {name!r} lists negative vertex id {int(ids[ids < 0][0])}")
+    ids_all = [_json_ids(path, name, ids) for name, ids in data.items()]
     top = max(int(ids.max()) for ids in ids_all)
+    total = sum(len(ids) for ids in ids_all)
+    if mesh is None and top + 1 > 16 * total + (1 << 20):
+        raise PartError(f"{path}: vertex id {top} is far beyond the {total} ids listed; pass the mesh to know its "
+                        "vertex count")
     n = mesh.n_vertices if mesh is not None else top + 1
     if top >= n:
         name, ids = next((nm, i) for nm, i in zip(data, ids_all) if i.max() >= n)
@@ -357,13 +385,10 @@ def _parts_from_integers(path: Path, mesh: Mesh | None, names, field: str | None
     if suffix == ".npy":
         try:
             lab = np.load(path, allow_pickle=False)
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, EOFError) as exc:
             raise PartError(f"{path}: cannot read labels ({exc})") from None
     elif suffix == ".txt":
-        try:
-            lab = np.loadtxt(path, dtype=np.float64, ndmin=1)
-        except ValueError as exc:
-            raise PartError(f"{path}: cannot read labels, expected one integer per line ({exc})") from None
+        lab = _read_txt_labels(path)
     else:
         lab = _read_ply_labels(path, field)
     lab = np.asarray(lab)
@@ -376,9 +401,29 @@ def _parts_from_integers(path: Path, mesh: Mesh | None, names, field: str | None
     elif isinstance(names, (str, os.PathLike)):
         names = _read_names(Path(names))
     if names is None:
+        # one name per label value: the values are checked against the vertex count first, so
+        # a label of 2**40 is an error, not 2**40 names
+        lab = _integer_labels(lab, str(path), limit=len(lab))
         top = int(lab.max()) if lab.size else -1
         names = [f"part_{k}" for k in range(top + 1)]
     return PartLabels(lab, names, source=str(path))
+
+
+def _read_txt_labels(path: Path) -> np.ndarray:
+    """One integer per line (``#`` comments allowed), with the line of the first bad one."""
+    text = read_text(path, what="text file of per-vertex labels", error=PartError)
+    values = []
+    for lineno, line in enumerate(text.splitlines(), 1):
+        tok = line.split("#", 1)[0].split()
+        if not tok:
+            continue
+        if len(tok) > 1:
+            raise PartError(f"{path}:{lineno}: expected one integer label per line, got {line.strip()[:60]!r}")
+        try:
+            values.append(float(tok[0]))
+        except ValueError:
+            raise PartError(f"{path}:{lineno}: {tok[0][:40]!r} is not an integer label") from None
+    return np.asarray(values, dtype=np.float64)
 
 
 _PLY_FIELDS = ("label", "labels", "part", "parts", "segment", "segmentation")

@@ -137,7 +137,7 @@ def test_json_errors(tmp_path, sphere):
     with pytest.raises(PartError, match=rf"part 'a' lists vertex 5000 but mesh icosphere has {sphere.n_vertices} vertices"):
         load_parts(p, sphere)
     p.write_text("{not json")
-    with pytest.raises(PartError, match="p.json: cannot read part JSON"):
+    with pytest.raises(PartError, match="p.json: invalid JSON at line 1 column 2"):
         load_parts(p)
 
 
