@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from .._io import atomic_path, json_default
+from .._paths import check_input_file
 from ..errors import DensemapError
 from ..mesh import Mesh
 from ..parts import PartLabels
@@ -94,6 +95,61 @@ class Alignment:
         return path
 
 
+_BARY_TOL = 1e-6  # barycentric coordinates may leave the simplex by this much (float rounding)
+
+
+def _check_map(path: Path, key: str, m: VertexMap, n_source: int, mesh_target: Mesh | None) -> None:
+    """Refuse a map whose values cannot be right: NaN/inf, ids out of range, barycentrics off the simplex."""
+    where = f"{path}: {key}"
+    if len(m) != n_source:
+        raise DensemapError(f"{where} has {len(m)} entries but the source mesh has {n_source} vertices")
+    if m.n_target is None or m.n_target < 1:
+        raise DensemapError(f"{where}: no target vertex count recorded")
+    if len(m) and m.indices.max() >= m.n_target:
+        i = int(np.argmax(m.indices))
+        raise DensemapError(f"{where}.indices[{i}] = {m.indices[i]} but the target has {m.n_target} vertices")
+    bad = np.isinf(m.distances)
+    if bad.any():
+        raise DensemapError(f"{where}.distances[{int(np.flatnonzero(bad)[0])}] is infinite")
+    if mesh_target is not None and mesh_target.n_vertices != m.n_target:
+        raise DensemapError(f"{where}: the map is onto {m.n_target} vertices but {mesh_target.name} has "
+                            f"{mesh_target.n_vertices}")
+    if not m.has_surface:
+        return
+    on = m.faces >= 0
+    if (m.faces < -1).any():
+        i = int(np.flatnonzero(m.faces < -1)[0])
+        raise DensemapError(f"{where}.faces[{i}] = {m.faces[i]}; expected a face index or -1")
+    b = m.bary[on]
+    off = ~np.isfinite(b).all(axis=1) | (b < -_BARY_TOL).any(axis=1) | (np.abs(b.sum(axis=1) - 1) > _BARY_TOL)
+    if off.any():
+        i = int(np.flatnonzero(on)[np.flatnonzero(off)[0]])
+        raise DensemapError(f"{where}.bary[{i}] = {m.bary[i].tolist()} is not on the simplex (non-negative, summing "
+                            f"to 1; {int(off.sum())} such rows): the file is corrupt")
+    if m.corners is not None:
+        c = m.corners[on]
+        if c.size and (c.min() < 0 or c.max() >= m.n_target):
+            i = int(np.flatnonzero(on)[np.flatnonzero((c < 0).any(1) | (c >= m.n_target).any(1))[0]])
+            raise DensemapError(f"{where}.corners[{i}] = {m.corners[i].tolist()} but the target has {m.n_target} "
+                                "vertices")
+    if mesh_target is not None:
+        if on.any() and m.faces[on].max() >= mesh_target.n_faces:
+            raise DensemapError(f"{where}: a surface point is in face {int(m.faces[on].max())} but "
+                                f"{mesh_target.name} has {mesh_target.n_faces} faces")
+        if m.corners is not None and not np.array_equal(mesh_target.faces[m.faces[on]], m.corners[on]):
+            raise DensemapError(f"{where}: the surface points' faces are not those of {mesh_target.name}")
+
+
+def _check_descriptors(path: Path, key: str, d, n: int, width: int) -> None:
+    if d is None:
+        return
+    if d.ndim != 2 or len(d) != n or (width and d.shape[1] != width):
+        raise DensemapError(f"{path}: {key} has shape {d.shape}; expected ({n}, {width or 'L'})")
+    if d.dtype.kind != "f" or not np.isfinite(d).all():
+        raise DensemapError(f"{path}: {key} holds non-finite values" if d.dtype.kind == "f" else
+                            f"{path}: {key} must be floats, got dtype {d.dtype}")
+
+
 def load_alignment(path: str | os.PathLike, mesh_a: Mesh | None = None, mesh_b: Mesh | None = None) -> Alignment:
     """Read an :class:`Alignment` written by :meth:`Alignment.save`.
 
@@ -106,11 +162,14 @@ def load_alignment(path: str | os.PathLike, mesh_a: Mesh | None = None, mesh_b: 
     Raises
     ------
     DensemapError
-        Missing or unreadable file, not an alignment, or a mesh that does not match.
+        Missing or unreadable file, not an alignment, a mesh that does not match, or values
+        that cannot be right: vertex, face or corner ids out of range, barycentric
+        coordinates off the simplex, non-finite descriptors or distances, map lengths that
+        disagree with the vertex counts.
     """
-    path = Path(path)
-    if not path.is_file():
+    if not os.path.lexists(path):
         raise DensemapError(f"{path}: no such alignment file")
+    path = check_input_file(path, what="alignment file (.npz)", error=DensemapError)
     try:
         with np.load(path, allow_pickle=False) as z:
             data = {k: z[k] for k in z.files}
@@ -132,23 +191,37 @@ def load_alignment(path: str | os.PathLike, mesh_a: Mesh | None = None, mesh_b: 
                 target_name=tgt,
                 n_target=meta["n_target"][key],
             )
-    except (OSError, EOFError, zipfile.BadZipFile, KeyError, ValueError, TypeError, json.JSONDecodeError) as exc:
-        raise DensemapError(f"{path}: cannot read alignment ({type(exc).__name__}: {exc})") from None
+    except (OSError, EOFError, zipfile.BadZipFile, KeyError, ValueError, TypeError, AttributeError, IndexError,
+            RecursionError, json.JSONDecodeError) as exc:
+        raise DensemapError(f"{path}: cannot read alignment ({type(exc).__name__}: {str(exc)[:200]})") from None
     md = meta.get("metadata", {})
-    for which, mesh in (("mesh_a", mesh_a), ("mesh_b", mesh_b)):
-        if mesh is None:
-            continue
-        want = md.get(which, {}).get("sha1")
-        if want != mesh.sha1:
+    if not isinstance(md, dict):
+        raise DensemapError(f"{path}: cannot read alignment (metadata is not an object)")
+    na, nb = maps["b_to_a"].n_target or 0, maps["a_to_b"].n_target or 0
+    for which, mesh, n in (("mesh_a", mesh_a, na), ("mesh_b", mesh_b, nb)):
+        rec = md.get(which) if isinstance(md.get(which), dict) else {}
+        if rec.get("n_vertices") is not None and rec["n_vertices"] != n:
+            raise DensemapError(f"{path}: the metadata says {which} has {rec['n_vertices']} vertices but the maps say {n}")
+        if mesh is not None and rec.get("sha1") != mesh.sha1:
             raise DensemapError(
-                f"{path}: the alignment was computed for {which} with sha1 {want} "
-                f"({md.get(which, {}).get('name')!r}), but mesh {mesh.name!r} has sha1 {mesh.sha1}"
+                f"{path}: the alignment was computed for {which} with sha1 {rec.get('sha1')} "
+                f"({rec.get('name')!r}), but mesh {mesh.name!r} has sha1 {mesh.sha1}"
             )
+    _check_map(path, "a_to_b", maps["a_to_b"], na, mesh_b)
+    _check_map(path, "b_to_a", maps["b_to_a"], nb, mesh_a)
     names = tuple(meta.get("part_names", ()))
-    parts = {
-        k: PartLabels(data[f"{k}.labels"], names, source=f"{path}:{k}") if f"{k}.labels" in data else None
-        for k in ("parts_a", "parts_b")
-    }
+    cols = {d.shape[1] for d in (data.get("desc_a"), data.get("desc_b")) if d is not None and d.ndim == 2}
+    _check_descriptors(path, "desc_a", data.get("desc_a"), na, max(cols) if len(cols) == 1 else 0)
+    _check_descriptors(path, "desc_b", data.get("desc_b"), nb, max(cols) if len(cols) == 1 else 0)
+    if len(cols) > 1:
+        raise DensemapError(f"{path}: desc_a and desc_b have different widths {sorted(cols)}")
+    try:
+        parts = {
+            k: PartLabels(data[f"{k}.labels"], names, source=f"{path}:{k}") if f"{k}.labels" in data else None
+            for k in ("parts_a", "parts_b")
+        }
+    except DensemapError as exc:
+        raise DensemapError(f"cannot read alignment: {exc}") from None
     return Alignment(
         a_to_b=maps["a_to_b"],
         b_to_a=maps["b_to_a"],
