@@ -50,9 +50,12 @@ def recipe_step(config):
     model = build_model(config).train()
     opt = _optimizer(model, config)
 
+    bf16 = config.cpu_bf16
+
     def step(batch):
         images, targets = batch
-        loss = sum(model(images, targets).values())
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            loss = sum(model(images, targets).values())
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -85,6 +88,8 @@ def main(argv=None):
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--batch-size", type=int, default=None, help="override every recipe's batch_size")
+    ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                    help="config override for every recipe (e.g. cpu_bf16=true)")
     ap.add_argument("--profile", action="store_true", help="torch.profiler's top operators of the first recipe")
     ap.add_argument("--data", type=Path, default=None, help="folder for the rendered images (kept)")
     a = ap.parse_args(argv)
@@ -95,7 +100,7 @@ def main(argv=None):
     root = a.data or Path(tempfile.mkdtemp(prefix="densemap_train_step_"))
     rows = []
     for name in names:
-        cfg = load_config(name)
+        cfg = load_config(name, a.overrides)
         if a.batch_size:
             cfg = cfg.replace(batch_size=a.batch_size)
         data = batches(root, (a.steps + a.warmup) * cfg.batch_size, cfg.batch_size)
@@ -108,7 +113,8 @@ def main(argv=None):
                 if k >= a.warmup:
                     acc.append(time.perf_counter() - t0)
         m_ours, m_ref = statistics.median(t_ours), statistics.median(t_ref)
-        rows.append((name, cfg.backbone, cfg.min_size, cfg.batch_size, m_ours, m_ref, m_ours / m_ref))
+        label = name + "".join(f" {o}" for o in a.overrides)
+        rows.append((label, cfg.backbone, cfg.min_size, cfg.batch_size, m_ours, m_ref, m_ours / m_ref))
         if a.profile and name == names[0]:
             from torch.profiler import ProfilerActivity, profile
 

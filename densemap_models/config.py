@@ -98,7 +98,8 @@ class Config:
     Training
     --------
     batch_size, accumulate, max_iter, lr, optimizer, weight_decay, warmup_iters, lr_steps
-    (fractions of max_iter where the LR drops x0.1), clip_grad_norm, amp, checkpoint_every
+    (fractions of max_iter where the LR drops x0.1), clip_grad_norm, amp (float16 autocast +
+    GradScaler on CUDA), cpu_bf16 (bfloat16 autocast on a CPU), checkpoint_every
     (model-only snapshots; the last ``keep_snapshots`` are kept), max_nonfinite_steps (a run
     whose loss is not finite this many steps in a row stops with an error), log_every, workers,
     seed, flip_prob, classes (category names or ids merged into one foreground class; empty = all).
@@ -164,6 +165,7 @@ class Config:
     lr_steps: tuple = (0.77, 0.92)
     clip_grad_norm: float = 10.0
     amp: bool = True
+    cpu_bf16: bool = False
     checkpoint_every: int = 5000
     keep_snapshots: int = 3
     max_nonfinite_steps: int = 20

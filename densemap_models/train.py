@@ -166,6 +166,7 @@ class _Run:
     sched: torch.optim.lr_scheduler.LRScheduler
     scaler: torch.amp.GradScaler
     use_amp: bool
+    autocast_dtype: torch.dtype | None = None  # None: no autocast
     step: int = 0
     nonfinite: int = 0
     model_file: str | None = None  # the file holding the current weights, once written
@@ -203,7 +204,8 @@ def _build_run(config: Config, *, init, init_partial: bool, resumed: tuple | Non
     opt = _optimizer(model, config)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(config))
     use_amp = config.amp and dev.type == "cuda"
-    run = _Run(model, model, opt, sched, torch.amp.GradScaler("cuda", enabled=use_amp), use_amp)
+    dtype = torch.float16 if use_amp else (torch.bfloat16 if config.cpu_bf16 and dev.type == "cpu" else None)
+    run = _Run(model, model, opt, sched, torch.amp.GradScaler("cuda", enabled=use_amp), use_amp, dtype)
     if resumed is not None:
         _restore(run, *resumed, dist)
     if dist.distributed:
@@ -237,7 +239,8 @@ def _forward_backward(run: _Run, images, targets, *, accumulate: int, dev: torch
                for t in targets]
     no_sync = run.ddp.no_sync() if (not sync and run.ddp is not run.model) else contextlib.nullcontext()
     with no_sync:
-        with torch.autocast(device_type=dev.type, dtype=torch.float16, enabled=run.use_amp):
+        with torch.autocast(device_type=dev.type, dtype=run.autocast_dtype or torch.float32,
+                            enabled=run.autocast_dtype is not None):
             losses = run.ddp(images, targets)
         loss = sum(losses.values()) / accumulate
         run.scaler.scale(loss).backward()
