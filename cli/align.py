@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from .options import device_option, library_errors, parse_sources, resolve_device, verbosity
+from .options import (check_outputs, device_option, echo_log, echo_result, library_errors, parse_sources,
+                      resolve_device, verbosity)
 
 
 @click.command()
@@ -26,31 +27,46 @@ from .options import device_option, library_errors, parse_sources, resolve_devic
 @click.option("--refine/--no-refine", default=True, show_default=True,
               help="Spectral (ZoomOut) refinement of the descriptor map.")
 @click.option("--render/--no-render", default=True, show_default=True, help="Write PNG pictures.")
+@click.option("--repair", is_flag=True,
+              help="Weld coincident vertices and drop zero-area, sliver and duplicate faces and vertices in no face "
+                   "(outputs keep the files' vertex ids); without it such meshes are refused.")
 @click.pass_context
 @library_errors
-def align(ctx, mesh_a, mesh_b, parts_a, parts_b, out_dir, device, weighting, sources, normalize, same_part, refine, render):
+def align(ctx, mesh_a, mesh_b, parts_a, parts_b, out_dir, device, weighting, sources, normalize, same_part, refine,
+          render, repair):
     """Align MESH_A and MESH_B (default: the embedded human and chimpanzee).
 
     Writes alignment.npz, descriptors_a.npy, descriptors_b.npy, report.json and PNG
-    pictures into the output folder.
+    pictures into the output folder: all of them or, when the run fails or is
+    interrupted, none (the folder keeps its previous run).
     """
     from densemap.mapping import run_align
+    from densemap.mapping.outputs import OUTPUT_NAMES
 
+    n_sources = parse_sources(sources)
+    check_outputs([("-o", out_dir, "dir", OUTPUT_NAMES, 32 << 20)],
+                  {"MESH_A": mesh_a, "MESH_B": mesh_b, "--parts-a": parts_a, "--parts-b": parts_b})
     talk = verbosity(ctx) > 0
     run = run_align(mesh_a, mesh_b, parts_a=parts_a, parts_b=parts_b, out_dir=out_dir, device=resolve_device(device),
-                    render=render, progress=talk, weighting=weighting, sources=parse_sources(sources),
+                    render=render, progress=talk, repair=repair, weighting=weighting, sources=n_sources,
                     normalize=normalize, same_part=same_part, refine=refine)
     if run.pictures_skipped:
-        click.echo(f"pictures skipped: {run.pictures_skipped}", err=True)
-    if talk:
-        click.echo(_summary(run.report, run.files))
+        echo_log(ctx, f"pictures skipped: {run.pictures_skipped}")
+    echo_result(_summary(run.report, run.files))
 
 
 def _summary(report: dict, files) -> str:
+    """The result: meshes, quality both ways, total time (per stage in report.json), the files."""
     a, b = report["mesh_a"], report["mesh_b"]
+    total = sum(report["timings_s"].values())
     lines = [f"A: {a['name']} ({a['vertices']} vertices)   B: {b['name']} ({b['vertices']} vertices)   "
-             f"device: {report['device']}",
-             "timings: " + ", ".join(f"{k} {v:.2f}s" for k, v in report["timings_s"].items())]
+             f"device: {report['device']}   time: {total:.1f} s (per stage in report.json)"]
+    prep = report.get("prepared")
+    if prep:
+        done = [f"{k[-1].upper()} scaled by {v:.3g}" for k, v in prep.items() if k.startswith("scale_") and v != 1.0]
+        done += [f"{k[-1].upper()}: {v['welded']} vertices welded, {v['removed_faces']} faces and "
+                 f"{v['removed_vertices']} vertices removed" for k, v in prep.items() if k.startswith("repair_")]
+        lines.append("prepared: " + "; ".join(done))
     for direction, q in report["quality"].items():
         line = (f"{direction}: part agreement {q['part_agreement']:.3f}, coverage {q['coverage']:.3f}, "
                 f"A->B->A {q['consistency_mean']:.4f}")

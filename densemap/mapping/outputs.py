@@ -13,6 +13,10 @@ file                   content
 ``parts.png``          the parts on both meshes (needs an off-screen GL backend)
 ``transfer.png``       a colour field on A carried to B through the map
 =====================  ===========================================================
+
+The files of one run appear together or not at all: they are written into a hidden folder
+beside the output folder and swapped in at the end (:class:`densemap._io.output_folder`),
+so an interrupted run (Ctrl-C, a full disk) leaves the previous run's set as it was.
 """
 
 from __future__ import annotations
@@ -25,25 +29,18 @@ from pathlib import Path
 
 import numpy as np
 
-from .._io import atomic_path, json_default
+from .._io import atomic_path, json_default, output_folder
 from ..errors import GLBackendError, PartError
-from ..mesh import Mesh, load_mesh
-from ..parts import PartLabels, load_parts
+from ..mesh import load_mesh
+from ..parts import load_parts
 from .alignment import Alignment
 from .pipeline import Aligner
+from .prepare import AlignInputs, PreparedPair, prepare_pair
 
-__all__ = ["AlignInputs", "AlignRun", "load_pair", "run_align", "write_alignment_outputs"]
+__all__ = ["AlignInputs", "AlignRun", "OUTPUT_NAMES", "load_pair", "run_align", "write_alignment_outputs"]
 
-
-@dataclass
-class AlignInputs:
-    """A mesh pair with parts, and the B -> A ground truth when it is known."""
-
-    mesh_a: Mesh
-    parts_a: PartLabels
-    mesh_b: Mesh
-    parts_b: PartLabels
-    ground_truth_b_to_a: tuple | None = None
+# every name `densemap align` may write in its folder (a folder holding only these is a previous run's)
+OUTPUT_NAMES = ("alignment.npz", "descriptors_a.npy", "descriptors_b.npy", "report.json", "parts.png", "transfer.png")
 
 
 @dataclass
@@ -96,53 +93,75 @@ def _save_npy(path: Path, array: np.ndarray) -> Path:
 
 
 def _pictures(inputs: AlignInputs, alignment: Alignment, out: Path) -> list[Path]:
+    """The two pictures, each column titled with its mesh's file name and what it shows."""
     from .. import viz
 
     viz.check_offscreen_gl()
+    name_a, name_b = (_short(Path(m.name).name) for m in (inputs.mesh_a, inputs.mesh_b))
     return [
         viz.render_meshes([(inputs.mesh_a, inputs.parts_a), (inputs.mesh_b, alignment.parts_b)], out / "parts.png",
-                          views=("front", "back"), titles=["A", "B"]),
-        viz.render_transfer(inputs.mesh_a, inputs.mesh_b, alignment.b_to_a.indices, out / "transfer.png"),
+                          views=("front", "back"), titles=[f"A: {name_a}", f"B: {name_b}"], legend=True),
+        viz.render_transfer(inputs.mesh_a, inputs.mesh_b, alignment.b_to_a.indices, out / "transfer.png",
+                            titles=(f"A: {name_a}, xyz", f"B: {name_b}, A's")),
     ]
 
 
+# what each picture shows, written into report.json beside the list of pictures
+CAPTIONS = {
+    "parts.png": "The parts of A (left) and B (right), front and back; the legend names each part's colour.",
+    "transfer.png": "Left: A coloured by position (normalised x, y, z as red, green, blue). Right: B with the "
+                    "colour of the A vertex its map points to; a good map colours B like A, part for part.",
+}
+
+
+def _short(name: str, n: int = 18) -> str:
+    return name if len(name) <= n else name[: n - 3] + "..."
+
+
 def write_alignment_outputs(out_dir: str | os.PathLike, inputs: AlignInputs, alignment: Alignment, quality: dict, *,
-                            timings: dict, device=None, render: bool = True) -> AlignRun:
+                            timings: dict, device=None, render: bool = True, prepared: PreparedPair | None = None,
+                            pictures_of: tuple | None = None) -> AlignRun:
     """Write ``alignment.npz``, the descriptors, the pictures and ``report.json`` into ``out_dir``.
 
-    Each file is written atomically; ``report.json`` comes last and lists the pictures.
-    Pictures are skipped (``AlignRun.pictures_skipped`` says why) when no off-screen
-    OpenGL backend works.
+    The set appears together or not at all (see the module notes): files are written into a
+    hidden folder beside ``out_dir`` and swapped in at the end; ``report.json`` comes last
+    and lists the pictures. Pictures are skipped (``AlignRun.pictures_skipped`` says why)
+    when no off-screen OpenGL backend works. ``pictures_of`` is ``(inputs, alignment)`` to
+    draw instead (the prepared meshes, when they differ from the files).
     """
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    files = [alignment.save(out / "alignment.npz"), _save_npy(out / "descriptors_a.npy", alignment.desc_a),
-             _save_npy(out / "descriptors_b.npy", alignment.desc_b)]
-    pictures, skipped = [], None
-    if render:
-        t0 = time.perf_counter()
-        try:
-            pictures = _pictures(inputs, alignment, out)
-            timings = {**timings, "render": time.perf_counter() - t0}
-        except GLBackendError as exc:
-            skipped = str(exc)
-    ma, mb = inputs.mesh_a, inputs.mesh_b
-    report = {
-        "mesh_a": {"name": ma.name, "vertices": ma.n_vertices, "faces": ma.n_faces, "sha1": ma.sha1},
-        "mesh_b": {"name": mb.name, "vertices": mb.n_vertices, "faces": mb.n_faces, "sha1": mb.sha1},
-        "device": None if device is None else str(device),
-        "options": alignment.options,
-        "timings_s": timings,
-        "quality": quality,
-        "pictures": [str(p) for p in pictures],
-    }
-    with atomic_path(out / "report.json") as tmp:
-        tmp.write_text(json.dumps(report, indent=2, default=json_default))
-    return AlignRun(alignment, report, out, files + pictures + [out / "report.json"], skipped)
+    final = Path(out_dir)
+    with output_folder(final, owned=OUTPUT_NAMES, manifest="report.json") as out:
+        files = [alignment.save(out / "alignment.npz"), _save_npy(out / "descriptors_a.npy", alignment.desc_a),
+                 _save_npy(out / "descriptors_b.npy", alignment.desc_b)]
+        pictures, skipped = [], None
+        if render:
+            t0 = time.perf_counter()
+            try:
+                pictures = _pictures(*(pictures_of or (inputs, alignment)), out)
+                timings = {**timings, "render": time.perf_counter() - t0}
+            except GLBackendError as exc:
+                skipped = str(exc)
+        ma, mb = inputs.mesh_a, inputs.mesh_b
+        report = {
+            "mesh_a": {"name": ma.name, "vertices": ma.n_vertices, "faces": ma.n_faces, "sha1": ma.sha1},
+            "mesh_b": {"name": mb.name, "vertices": mb.n_vertices, "faces": mb.n_faces, "sha1": mb.sha1},
+            "device": None if device is None else str(device),
+            "options": alignment.options,
+            "timings_s": timings,
+            "quality": quality,
+            "pictures": [str(final / p.name) for p in pictures],
+            "captions": {p.name: CAPTIONS[p.name] for p in pictures if p.name in CAPTIONS},
+        }
+        if prepared is not None and prepared.changed:
+            report["prepared"] = prepared.record()
+        with atomic_path(out / "report.json") as tmp:
+            tmp.write_text(json.dumps(report, indent=2, default=json_default))
+        names = [p.name for p in files + pictures] + ["report.json"]
+    return AlignRun(alignment, report, final, [final / n for n in names], skipped)
 
 
 def run_align(mesh_a=None, mesh_b=None, *, parts_a=None, parts_b=None, out_dir: str | os.PathLike = "densemap-align",
-              device=None, render: bool = True, progress: bool = False, **options) -> AlignRun:
+              device=None, render: bool = True, progress: bool = False, repair: bool = False, **options) -> AlignRun:
     """Everything ``densemap align`` does: load, align, score both directions, write the outputs.
 
     Parameters
@@ -158,6 +177,10 @@ def run_align(mesh_a=None, mesh_b=None, *, parts_a=None, parts_b=None, out_dir: 
     render : bool
         Write the two pictures.
     progress : bool
+    repair : bool
+        Weld coincident vertices and drop zero-area, sliver and duplicate faces and stray
+        vertices before aligning (the outputs keep the files' vertex ids); without it such
+        meshes are refused naming the first offender.
     **options
         :func:`~densemap.mapping.pipeline.align` options (weighting, sources, normalize,
         same_part, refine, ...).
@@ -177,12 +200,16 @@ def run_align(mesh_a=None, mesh_b=None, *, parts_a=None, parts_b=None, out_dir: 
     """
     t0 = time.perf_counter()
     inputs = load_pair(mesh_a, mesh_b, parts_a=parts_a, parts_b=parts_b)
+    prep = prepare_pair(inputs, repair=repair)
     t_load = time.perf_counter() - t0
     pipeline_keys = ("common_time_step", "t_scale", "length_scale", "method")
-    aligner = Aligner(inputs.mesh_a, inputs.parts_a, inputs.mesh_b, inputs.parts_b, device=device,
+    aligner = Aligner(prep.mesh_a, prep.parts_a, prep.mesh_b, prep.parts_b, device=device,
                       **{k: options.pop(k) for k in pipeline_keys if k in options})
     alignment = aligner.align(progress=progress, **options)
     t1 = time.perf_counter()
     quality = aligner.quality(alignment, ground_truth_b_to_a=inputs.ground_truth_b_to_a)
     timings = {"load": t_load, **alignment.timings, "quality": time.perf_counter() - t1}
-    return write_alignment_outputs(out_dir, inputs, alignment, quality, timings=timings, device=device, render=render)
+    drawn = (AlignInputs(prep.mesh_a, prep.parts_a, prep.mesh_b, prep.parts_b), alignment) if prep.changed else None
+    return write_alignment_outputs(out_dir, inputs, prep.restore(alignment), quality, timings=timings, device=device,
+                                   render=render, prepared=prep, pictures_of=drawn)
+
