@@ -16,7 +16,10 @@ from pathlib import Path
 import numpy as np
 
 from densemap._io import atomic_path
+from densemap._paths import read_json
 from densemap.errors import AnnotationError
+
+from .validate import check_rle
 
 __all__ = [
     "POINT_FIELDS",
@@ -56,17 +59,10 @@ def read_coco(path: str | os.PathLike) -> dict:
     Raises
     ------
     AnnotationError
-        Unreadable file, invalid JSON, or ``annotations`` / ``images`` not lists of objects.
+        Unreadable file (missing, a folder, a pipe, binary, nested too deeply), invalid
+        JSON, or ``annotations`` / ``images`` not lists of objects.
     """
-    path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise AnnotationError(f"{path}: cannot read annotation file ({exc.strerror})") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise AnnotationError(f"{path}: invalid JSON ({exc})") from None
+    data = read_json(path, what="COCO annotation file (JSON)", error=AnnotationError)
     check_structure(data, str(path))
     return data
 
@@ -145,7 +141,10 @@ def _numbers(ann: dict, key: str) -> tuple[np.ndarray | None, str | None]:
     out = np.full(len(val), np.nan)
     for k, x in enumerate(val):
         if isinstance(x, (int, float)) and not isinstance(x, bool):
-            out[k] = float(x)
+            try:
+                out[k] = float(x)
+            except OverflowError:  # an integer beyond float64 (10**400): not a usable number
+                out[k] = np.nan
     return out, None
 
 
@@ -231,6 +230,9 @@ def dp_mask_labels(ann: dict) -> np.ndarray | None:
     lab = np.zeros(tuple(MASK_SIZE), np.int64)
     for k, r in enumerate(m, 1):
         if r:
+            err = check_rle(r, tuple(MASK_SIZE), f"dp_masks[{k - 1}]")
+            if err:
+                raise AnnotationError(f"annotation {ann.get('id')}: {err}")
             d = decode_rle(r)
             if d.shape != tuple(MASK_SIZE):
                 raise AnnotationError(f"annotation {ann.get('id')}: dp_masks[{k - 1}] is {d.shape[0]}x{d.shape[1]}; "
@@ -244,10 +246,10 @@ def _check_rle(m, where: str) -> str | None:
         return f"{where} must be an RLE {{'counts', 'size'}} or empty, got {str(m)[:60]!r}"
     size = m["size"]
     if not isinstance(size, (list, tuple)) or list(size) != MASK_SIZE:
-        return f"{where} has size {m['size']!r}; expected {MASK_SIZE}"
+        return f"{where} has size {str(m['size'])[:40]}; expected {MASK_SIZE}"
     if not isinstance(m["counts"], (str, list)):
         return f"{where}.counts must be a string or a list, got {type(m['counts']).__name__}"
-    return None
+    return check_rle(m, tuple(MASK_SIZE), where)
 
 
 def check_annotation(ann: dict, *, n_vertices: int | None, ref_models: tuple[str, ...] = ()) -> AnnotationCheck:
@@ -339,6 +341,6 @@ def check_annotation(ann: dict, *, n_vertices: int | None, ref_models: tuple[str
         if n_vertices is not None:
             flag(~bad_int & ((vx < 0) | (vx >= n_vertices)),
                  lambda k: f"{what} = {int(vx[k])} is not a vertex of the source mesh (0..{n_vertices - 1})")
-        chk.vertex = np.where(bad_int, -1, vx).astype(np.int64)
+        chk.vertex = np.where(bad_int | (vx < 0) | (vx > 2**62), -1, vx).astype(np.int64)
     chk.reasons = reasons
     return chk

@@ -179,24 +179,52 @@ def convert_file(
     *,
     strict: bool = False,
     report_path: str | os.PathLike | None = None,
+    allow_empty: bool = False,
 ) -> ConversionReport:
     """Read COCO JSON, convert (:func:`convert_annotations`), write it atomically.
 
-    Refuses to write over the input. With ``report_path`` the per-point report is
-    written there as JSON. Nothing is written when ``strict`` fails.
+    Refuses to write over the input (or the map a converter was read from), and a report
+    path equal to the output. With ``report_path`` the per-point report is written there as
+    JSON. Nothing is written when ``strict`` fails, nor when no point at all converts
+    (unless ``allow_empty``): the error says why the points were dropped and, when they
+    name another mesh than the source, that the direction may be wrong.
     """
     in_path, out_path = Path(in_path), Path(out_path)
-    if out_path.exists() and in_path.exists() and os.path.samefile(in_path, out_path):
-        raise AnnotationError(f"{out_path}: refusing to overwrite the input file")
-    if report_path is not None and Path(report_path).exists() and in_path.exists() and os.path.samefile(in_path, report_path):
-        raise AnnotationError(f"{report_path}: refusing to overwrite the input file with the report")
+    _check_paths(in_path, out_path, report_path, (converter.map_info or {}).get("file"))
     data = read_coco(in_path)
     out, report = convert_annotations(data, converter, strict=strict, where=str(in_path))
+    if not allow_empty:
+        _refuse_empty(report, converter, str(in_path))
     report.provenance["input"] = {"file": str(in_path), "sha256": file_sha256(in_path)}
     write_coco(out, out_path)
     if report_path is not None:
         report.save(report_path)
     return report
+
+
+def _check_paths(in_path: Path, out_path: Path, report_path, map_path) -> None:
+    from densemap._paths import Output, check_outputs
+
+    outs = [Output("-o", out_path)] + ([Output("--report", report_path)] if report_path is not None else [])
+    check_outputs(outs, {"IN_JSON": in_path, "--map": map_path})
+
+
+def _refuse_empty(report: ConversionReport, converter: AnnotationConverter, where: str) -> None:
+    """Raise when points were given and none converted, saying why (and if the direction looks wrong)."""
+    c = report.counts
+    if not report.n_points or c[KEPT] + c[MOVED]:
+        return
+    reasons = report.drop_reasons.most_common()
+    why = ", ".join(f"{n} {k}" for k, n in reasons[:3])
+    named = [r for r in reasons if r[0].startswith("unknown ref_model")]
+    hint = ""
+    if named and named[0][1] * 2 >= c[DROPPED]:
+        other = named[0][0].split("'")[1] if "'" in named[0][0] else "another mesh"
+        hint = (f"; they name ref_model '{other}' but the source mesh is '{converter.source_name}': wrong direction? "
+                "(swap --src-mesh and --dst-mesh, or give --src-name)")
+        why = f"all {c[DROPPED]} points are labelled on ref_model '{other}'"
+    raise AnnotationError(f"{where}: no point converted: {why}{hint}; nothing written (--allow-empty writes the "
+                          "empty result)")
 
 
 def default_report_path(out_path: str | os.PathLike) -> Path:
@@ -218,6 +246,7 @@ def convert_annotation_file(
     sources: int | Literal["all"] = 16,
     strict: bool = False,
     report_path=None,
+    allow_empty: bool = False,
     progress: bool = False,
 ) -> ConversionReport:
     """What ``densemap convert-annotations`` does: build the converter (:func:`mesh_converter`)
@@ -234,10 +263,9 @@ def convert_annotation_file(
     (0, True)
     """
     in_path, out_path = Path(in_path), Path(out_path)
-    if out_path.exists() and in_path.exists() and os.path.samefile(in_path, out_path):
-        raise AnnotationError(f"{out_path}: refusing to overwrite the input file")
+    report_path = report_path or default_report_path(out_path)
+    _check_paths(in_path, out_path, report_path, map_path)  # before the (long) map computation
     converter = mesh_converter(source, target, source_atlas=source_atlas, target_atlas=target_atlas,
                                source_name=source_name, target_name=target_name, map_path=map_path, sources=sources,
                                progress=progress)
-    report_path = report_path or default_report_path(out_path)
-    return convert_file(in_path, out_path, converter, strict=strict, report_path=report_path)
+    return convert_file(in_path, out_path, converter, strict=strict, report_path=report_path, allow_empty=allow_empty)

@@ -6,7 +6,7 @@ import time
 
 import click
 
-from .options import library_errors, parse_sources, verbosity
+from .options import check_outputs, echo_result, library_errors, parse_sources, verbosity
 
 
 @click.command("convert-annotations")
@@ -29,28 +29,36 @@ from .options import library_errors, parse_sources, verbosity
 @click.option("--report", "report_path", type=click.Path(dir_okay=False),
               help="Per-point report JSON (default: OUT with .report.json).")
 @click.option("--strict", is_flag=True, help="Fail (and write nothing) if any point would be dropped.")
+@click.option("--allow-empty", is_flag=True,
+              help="Write the result even when no point converts (by default that is an error saying why).")
 @click.pass_context
 @library_errors
 def convert_annotations(ctx, in_json, out_json, map_path, src_mesh, dst_mesh, src_atlas, dst_atlas, src_name,
-                        dst_name, sources, report_path, strict):
+                        dst_name, sources, report_path, strict, allow_empty):
     """Convert the DensePose labels of IN_JSON from the source mesh to the target mesh.
 
     Chart labels (dp_I/U/V on the source's charts) and vertex labels (dp_vertex) become
     dp_I/U/V on the target's charts plus dp_vertex on the target. With no options this
     converts from the embedded chimpanzee to the embedded human. Writes OUT atomically,
-    never over IN_JSON, and a per-point report next to it.
+    never over an input, and a per-point report next to it. A conversion in which no
+    point survives is an error that says why (e.g. the annotations name the target mesh:
+    the wrong direction).
     """
     from densemap.annotation.convert import convert_annotation_file, default_report_path
 
     t0 = time.perf_counter()
+    n_sources = parse_sources(sources)
+    report_path = report_path or str(default_report_path(out_json))
+    meshes = [m for m in (src_mesh, dst_mesh) if m not in ("chimp", "human")]
+    check_outputs([("-o", out_json), ("--report", report_path)],
+                  {"IN_JSON": in_json, "--map": map_path, "--src-atlas": src_atlas, "--dst-atlas": dst_atlas,
+                   "--src-mesh/--dst-mesh": meshes})
     report = convert_annotation_file(in_json, out_json, source=src_mesh, target=dst_mesh, source_atlas=src_atlas,
                                      target_atlas=dst_atlas, source_name=src_name, target_name=dst_name,
-                                     map_path=map_path, sources=parse_sources(sources), strict=strict,
-                                     report_path=report_path, progress=verbosity(ctx) > 1)
-    if verbosity(ctx) > 0:
-        m = report.provenance.get("map") or {"kind": "identity"}
-        how = {"file": f"map {m.get('file')} (sha256 {str(m.get('sha256'))[:12]})",
-               "computed": f"map computed with align(sources={sources}) in {m.get('seconds')} s",
-               "identity": "identity map (same mesh)"}[m["kind"]]
-        click.echo(f"{out_json}: {report.summary()}; {how}; report {report_path or default_report_path(out_json)} "
-                   f"({time.perf_counter() - t0:.1f} s)")
+                                     map_path=map_path, sources=n_sources, strict=strict, report_path=report_path,
+                                     allow_empty=allow_empty, progress=verbosity(ctx) > 1)
+    m = report.provenance.get("map") or {"kind": "identity"}
+    how = {"file": f"map {m.get('file')} (sha256 {str(m.get('sha256'))[:12]})",
+           "computed": f"map computed with align(sources={sources}) in {m.get('seconds')} s",
+           "identity": "identity map (same mesh)"}[m["kind"]]
+    echo_result(f"{out_json}: {report.summary()}; {how}; report {report_path} ({time.perf_counter() - t0:.1f} s)")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from .options import library_errors, verbosity
+from .options import echo_result, library_errors
 
 
 @click.command()
@@ -14,9 +14,14 @@ from .options import library_errors, verbosity
 @click.pass_context
 @library_errors
 def info(ctx, meshes, parts_file, as_json):
-    """Print statistics of MESHES (default: the embedded human and chimp)."""
+    """Print statistics of MESHES (default: the embedded human and chimp).
+
+    The statistics are the result: printed under -q too. --json is strict JSON (a value
+    that is not finite, e.g. the area of a mesh at 1e200, is null).
+    """
     import json
 
+    from densemap._io import json_finite
     from densemap.data import SPECIES, reference
     from densemap.mesh import load_mesh, mesh_info
     from densemap.parts import load_parts
@@ -29,9 +34,10 @@ def info(ctx, meshes, parts_file, as_json):
             mesh = load_mesh(path)
             rows[path] = mesh_info(mesh, load_parts(parts_file, mesh) if parts_file else None)
     if as_json:
-        click.echo(json.dumps(rows, indent=2))
-    elif verbosity(ctx) > 0:
-        for name, st in rows.items():
-            click.echo(f"{name}:")
-            for k, v in st.items():
-                click.echo(f"  {k:20s} {v:.6g}" if isinstance(v, float) else f"  {k:20s} {v}")
+        echo_result(json.dumps(json_finite(rows), indent=2, allow_nan=False))
+        return
+    lines = []
+    for name, st in rows.items():
+        lines.append(f"{name}:")
+        lines += [f"  {k:20s} {v:.6g}" if isinstance(v, float) else f"  {k:20s} {v}" for k, v in st.items()]
+    echo_result("\n".join(lines))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import sys
 
 import click
 
@@ -34,16 +35,36 @@ class LazyGroup(click.Group):
         module, attr = COMMANDS[name]
         return getattr(importlib.import_module(module), attr)
 
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        """click's main, with a usage error printed as one line (the command's --help named)."""
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode, **extra)
+        try:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra) or 0
+        except click.UsageError as exc:
+            where = exc.ctx.command_path if exc.ctx is not None else (prog_name or "densemap")
+            click.echo(f"Error: {exc.format_message().rstrip('.')} (see '{where} --help')", err=True)
+            sys.exit(exc.exit_code)
+        except click.ClickException as exc:
+            exc.show()
+            sys.exit(exc.exit_code)
+        except click.Abort:
+            click.echo("Aborted!", err=True)
+            sys.exit(1)
+
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="densemap")
 @click.option("-v", "--verbose", count=True, help="More output (repeat for debug logging).")
-@click.option("-q", "--quiet", is_flag=True, help="Only errors.")
+@click.option("-q", "--quiet", is_flag=True, help="No logs or progress: results (stdout) and errors only.")
 @click.pass_context
 def main(ctx, verbose, quiet):
     """densemap: carry dense-pose knowledge from humans to proximal animals.
 
     Run `densemap align` to align the embedded human and chimpanzee meshes.
+
+    Results go to stdout, logs and progress to stderr; -q silences the logs, not the
+    results. An error is one line and a non-zero exit (-v adds the traceback).
     """
     level = 0 if quiet else 1 + verbose
     ctx.obj = {"verbosity": level}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from .options import library_errors, verbosity
+from .options import check_outputs, echo_log, echo_result, library_errors
 
 
 @click.command("show-annotations")
@@ -19,12 +19,13 @@ from .options import library_errors, verbosity
 def show_annotations(ctx, annotations, image_id, out_png, images_dir):
     """Overlay boxes, masks, coarse parts and the points (by chart, U and V) on one image.
 
-    Writes four panels side by side. Without the image file the labels are drawn on grey.
+    Writes four panels side by side, each enlarged to at least 512 pixels on its short
+    side; U and V carry a colour bar. Without the image file the labels are drawn on grey.
     """
     from densemap.synth.overlay import draw_annotation_file
 
+    check_outputs([("-o", out_png)], {"ANNOTATIONS": annotations, "--images-dir": images_dir})
     drawn = draw_annotation_file(annotations, out_png, image_id=image_id, images_dir=images_dir)
     if drawn.image_file is None:
-        click.echo(f"image {drawn.image_id}: image file not found in {drawn.searched}; drew on grey", err=True)
-    if verbosity(ctx) > 0:
-        click.echo(f"{out_png}: image {drawn.image_id}, {drawn.instances} instances, {drawn.points} points", err=True)
+        echo_log(ctx, f"image {drawn.image_id}: image file not found in {drawn.searched}; drew on grey")
+    echo_result(f"{out_png}: image {drawn.image_id}, {drawn.instances} instances, {drawn.points} points")

@@ -7,7 +7,7 @@ import time
 
 import click
 
-from .options import library_errors, verbosity
+from .options import check_outputs, echo_result, library_errors, verbosity
 
 
 def _range(value: str, name: str, lo: int, hi: int) -> int | tuple[int, int]:
@@ -27,7 +27,7 @@ def _range(value: str, name: str, lo: int, hi: int) -> int | tuple[int, int]:
 @click.option("--images", "n_images", type=click.IntRange(min=1), default=None, help="Number of images (or clips with --video).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), required=True,
               help="Output folder: OUT/images/*.png and OUT/annotations.json.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Image k is drawn from (seed, k).")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Image k is drawn from (seed, k).")
 @click.option("--size", default="320", show_default=True,
               help="Image side in pixels, or a range LO-HI drawn per image (e.g. 256-512).")
 @click.option("--instances", default="1-4", show_default=True, help="Bodies per image: N or LO-HI.")
@@ -59,6 +59,7 @@ def synth(ctx, species, n_images, out_dir, seed, size, instances, points, worker
         raise click.UsageError("Missing option '--images' (the number of images, or of clips with --video).")
     size = _range(size, "--size", 32, 4096)
     inst = _range(instances, "--instances", 1, 16)
+    check_outputs([("--out", out_dir, "dir", ("annotations.json",), 16 << 20)])
     if video:
         return _video(ctx, species, n_images, out_dir, seed, size, inst, points, frames, fps)
     options = SceneOptions(size=size, instances=inst if isinstance(inst, tuple) else (inst, inst), points=points)
@@ -81,11 +82,10 @@ def synth(ctx, species, n_images, out_dir, seed, size, instances, points, worker
     finally:
         if bar is not None:
             bar.close()
-    if talk:
-        dt = time.perf_counter() - t0
-        n_pts = sum(len(a.get("dp_x", [])) for a in coco["annotations"])
-        click.echo(f"{out_dir}: {len(coco['images'])} images, {len(coco['annotations'])} instances, {n_pts} points "
-                   f"in {dt:.1f} s ({len(coco['images']) / dt:.1f} images/s)", err=True)
+    dt = time.perf_counter() - t0
+    n_pts = sum(len(a.get("dp_x", [])) for a in coco["annotations"])
+    echo_result(f"{out_dir}: {len(coco['images'])} images, {len(coco['annotations'])} instances, {n_pts} points "
+                f"in {dt:.1f} s ({len(coco['images']) / dt:.1f} images/s)")
 
 
 def _video(ctx, species, n_clips, out_dir, seed, size, inst, points, frames, fps):
@@ -109,7 +109,6 @@ def _video(ctx, species, n_clips, out_dir, seed, size, inst, points, frames, fps
     finally:
         if bar is not None:
             bar.close()
-    if talk:
-        dt = time.perf_counter() - t0
-        click.echo(f"{out_dir}: {n_clips} clips, {len(coco['images'])} frames, {len(coco['annotations'])} instances "
-                   f"in {dt:.1f} s ({len(coco['images']) / dt:.1f} frames/s)", err=True)
+    dt = time.perf_counter() - t0
+    echo_result(f"{out_dir}: {n_clips} clips, {len(coco['images'])} frames, {len(coco['annotations'])} instances "
+                f"in {dt:.1f} s ({len(coco['images']) / dt:.1f} frames/s)")

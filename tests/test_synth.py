@@ -298,7 +298,7 @@ def test_cli_synth_and_show(tmp_path):
     from PIL import Image
 
     with Image.open(png) as im:
-        assert im.size == (512, 128)
+        assert im.size == (4 * 512, 512)  # panels enlarged to a 512-pixel short side
     res = CliRunner().invoke(main, ["show-annotations", str(out / "annotations.json"), "--image", "9", "-o", str(png)])
     assert res.exit_code != 0 and "no image with id 9" in res.output
     res = CliRunner().invoke(main, ["synth", "--species", "human", "--images", "1", "--out", str(out), "--size", "9-5"])
