@@ -7,6 +7,8 @@ module          what it holds
 ``flatten``     :func:`build_atlas`: flatten every part of a labelled mesh
 ``io``          DensePose's ``UV_Processed.mat``, OBJ ``vt`` + groups, densemap ``.npz``
 ``reference``   :func:`reference_atlas` of the embedded human and chimpanzee
+``iuv``         DensePose (I, U, V) <-> surface points: :func:`iuv_to_surface` and back
+``export``      UV_Processed.mat, the texture-atlas picture, OBJ ``vt``, PLY properties
 ==============  ================================================================
 """
 
@@ -15,6 +17,9 @@ from .atlas import ChartAtlas, ChartLocation, face_labels_from_vertices
 from .flatten import build_atlas
 from .io import FORMAT, FORMAT_VERSION, atlas_from_uv, load_atlas, load_obj_atlas, load_uv_processed, save_atlas
 from .reference import reference_atlas
+from .iuv import SurfacePoints, iuv_to_surface, points_to_iuv, surface_to_iuv, vertex_iuv_table, vertex_to_iuv
+from .export import (export_atlas, render_texture_atlas, sample_texture_atlas, save_obj_atlas, save_ply_atlas,
+                     save_texture_atlas, save_uv_processed, texture_atlas_coords, uv_processed_arrays)
 
 __all__ = [
     "AtlasError",
@@ -30,4 +35,19 @@ __all__ = [
     "reference_atlas",
     "FORMAT",
     "FORMAT_VERSION",
+    "SurfacePoints",
+    "iuv_to_surface",
+    "surface_to_iuv",
+    "vertex_to_iuv",
+    "vertex_iuv_table",
+    "points_to_iuv",
+    "uv_processed_arrays",
+    "save_uv_processed",
+    "texture_atlas_coords",
+    "render_texture_atlas",
+    "save_texture_atlas",
+    "sample_texture_atlas",
+    "save_obj_atlas",
+    "save_ply_atlas",
+    "export_atlas",
 ]
