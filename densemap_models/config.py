@@ -10,6 +10,7 @@ DensePose-COCO; :func:`default_config_name` picks one by device.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -198,10 +199,11 @@ class Config:
             if int(getattr(self, name)) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
         object.__setattr__(self, "classes", tuple(self.classes or ()))
-        object.__setattr__(self, "lr_steps", tuple(float(s) for s in (self.lr_steps or ())))
-        object.__setattr__(self, "box_reg_weights", tuple(float(w) for w in self.box_reg_weights))
+        object.__setattr__(self, "lr_steps", _numbers("lr_steps", self.lr_steps or ()))
+        object.__setattr__(self, "box_reg_weights", _numbers("box_reg_weights", self.box_reg_weights))
         if len(self.box_reg_weights) != 4:
             raise ConfigError(f"box_reg_weights must be 4 numbers (wx, wy, ww, wh), got {list(self.box_reg_weights)}")
+        _check_ranges(self)
 
     @property
     def resolved_norm(self) -> str:
@@ -218,6 +220,53 @@ class Config:
 
 
 _FIELDS = {f.name: f for f in fields(Config)}
+
+# (lowest, highest) of every number; "(" marks an open lower end. Anything else is refused with
+# the key, the value and the range (a NaN learning rate or -1 workers never reaches a run).
+_INF = float("inf")
+_RANGES = {
+    "lr": ("(", 0, _INF), "weight_decay": (0, _INF), "momentum": (0, 1.0), "clip_grad_norm": ("(", 0, _INF),
+    "alpha_min": ("(", 0, _INF), "sigma_min": ("(", 0, _INF), "flip_prob": (0, 1), "dp_fg_iou": (0, 1),
+    "mask_weight": (0, _INF), "part_weight": (0, _INF), "uv_weight": (0, _INF), "coarse_part_weight": (0, _INF),
+    "rpn_fg_iou_thresh": (0, 1), "rpn_bg_iou_thresh": (0, 1), "rpn_positive_fraction": (0, 1),
+    "rpn_nms_thresh": (0, 1), "rpn_score_thresh": (0, 1), "box_fg_iou_thresh": (0, 1), "box_bg_iou_thresh": (0, 1),
+    "box_positive_fraction": (0, 1), "box_score_thresh": (0, 1), "box_nms_thresh": (0, 1),
+    "min_size": (1, 16384), "max_size": (1, 16384), "max_iter": (1, 10**9), "warmup_iters": (0, 10**9),
+    "workers": (0, 256), "seed": (0, 2**32 - 1), "keep_snapshots": (0, 10**6), "max_nonfinite_steps": (1, 10**9),
+    "trainable_layers": (0, 5), "box_detections_per_img": (1, 10**5), "dp_max_rois_per_image": (1, 10**5),
+    "rpn_batch_size_per_image": (1, 10**6), "box_batch_size_per_image": (1, 10**6),
+    "rpn_pre_nms_top_n_train": (1, 10**6), "rpn_pre_nms_top_n_test": (1, 10**6),
+    "rpn_post_nms_top_n_train": (1, 10**6), "rpn_post_nms_top_n_test": (1, 10**6), "box_head_dim": (1, 65536),
+    "mask_head_convs": (0, 64), "mask_head_channels": (1, 65536), "fpn_channels": (1, 65536),
+    "batch_size": (1, 4096), "accumulate": (1, 4096), "head_convs": (1, 64), "head_channels": (1, 65536),
+    "checkpoint_every": (1, 10**9), "log_every": (1, 10**9),
+}
+
+
+def _numbers(name: str, values) -> tuple:
+    try:
+        out = tuple(float(v) for v in values if not isinstance(v, bool))
+    except (TypeError, ValueError, OverflowError):
+        out = None
+    if out is None or len(out) != len(values) or not all(math.isfinite(v) for v in out):
+        raise ConfigError(f"{name} must be a list of finite numbers, got {list(values)}")
+    return out
+
+
+def _check_ranges(cfg: "Config") -> None:
+    for name, spec in _RANGES.items():
+        open_lo = spec[0] == "("
+        lo, hi = spec[1:] if open_lo else spec
+        v = getattr(cfg, name)
+        if not (lo < v if open_lo else lo <= v) or not v <= hi or not math.isfinite(v):
+            left, right = "(" if open_lo else "[", ")" if hi == _INF else "]"
+            shown = repr(v) if len(repr(v)) < 24 else f"{repr(v)[:12]}... ({len(repr(v))} digits)"
+            raise ConfigError(f"{name} = {shown} is out of range; expected a finite number in {left}{lo}, {hi}{right}")
+    if cfg.max_size < cfg.min_size:
+        raise ConfigError(f"max_size ({cfg.max_size}) must be at least min_size ({cfg.min_size})")
+    bad = [s for s in cfg.lr_steps if not 0 < s < 1]
+    if bad:
+        raise ConfigError(f"lr_steps are fractions of max_iter in (0, 1), got {list(cfg.lr_steps)}")
 
 
 def _coerce(name: str, value: Any) -> Any:
