@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import click
 
-from .options import device_option, library_errors, resolve_device, threads_option, verbosity
+from .options import (check_outputs, device_option, echo_log, echo_result, library_errors, resolve_device,
+                      threads_option, verbosity)
 
 
 @click.command("eval")
@@ -29,16 +30,18 @@ def eval_(ctx, ckpt, data, images, target, classes, min_iou, out, device, thread
     from densemap_models.evaluate import evaluate_checkpoint
 
     cls = [c.strip() for c in classes.split(",")] if classes else ()
+    if out is not None:
+        check_outputs([("-o", out, "dir", ("metrics.json", "reliability.png"), 4 << 20)],
+                      {"--ckpt": ckpt, "--data": data, "--images": images})
     d, out_dir = evaluate_checkpoint(ckpt, data, images=images, target=target, classes=cls, min_iou=min_iou, out=out,
                                      device=resolve_device(device, threads), progress=verbosity(ctx) > 0)
     if not d["calibration"]["summary"]["i_points"]:
         n_det = d.get("n_detections")
-        click.echo("note: no matched points: no detection" + ("" if n_det is None else f" ({n_det} in all)") +
-                   " covers an annotated point with box IoU >= 0.5, so DensePose AP and the calibration are empty "
-                   "(an untrained or wrong-domain checkpoint?)", err=True)
-    if verbosity(ctx) > 0:
-        click.echo(format_report(d))
-        click.echo(f"written {out_dir / 'metrics.json'} and {out_dir / 'reliability.png'}", err=True)
+        echo_log(ctx, "note: no matched points: no detection" + ("" if n_det is None else f" ({n_det} in all)") +
+                 " covers an annotated point with box IoU >= 0.5, so DensePose AP and the calibration are empty "
+                 "(an untrained or wrong-domain checkpoint?)")
+    echo_result(format_report(d))
+    echo_log(ctx, f"written {out_dir / 'metrics.json'} and {out_dir / 'reliability.png'}")
 
 
 def format_report(d: dict) -> str:

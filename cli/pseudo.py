@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import click
 
-from .options import device_option, library_errors, resolve_device, threads_option, verbosity
+from .options import (check_outputs, device_option, echo_result, library_errors, resolve_device, threads_option,
+                      verbosity)
 
 
 @click.command("pseudo-label")
@@ -22,7 +23,7 @@ from .options import device_option, library_errors, resolve_device, threads_opti
 @click.option("--score-min", type=click.FloatRange(0, 1), default=0.8, show_default=True,
               help="Keep detections with at least this score.")
 @click.option("--category", default="chimp", show_default=True, help="Category name written for the detections.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the uniform sampling.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of the uniform sampling.")
 @click.option("--allow-empty", is_flag=True, help="Write the file even when no detection (or point) was kept.")
 @device_option("the teacher")
 @threads_option
@@ -38,11 +39,11 @@ def pseudo_label(ctx, ckpt, images_dir, out, strategy, k, score_min, category, s
     """
     from densemap_models.pseudo_labels import pseudo_label_folder
 
+    check_outputs([("-o", out)], {"--ckpt": ckpt, "--images": images_dir})
     data = pseudo_label_folder(ckpt, images_dir, out, strategy=strategy, k=k, score_min=score_min, category=category,
                                seed=seed, device=resolve_device(device, threads), allow_empty=allow_empty,
                                progress=verbosity(ctx) > 0)
-    if verbosity(ctx) > 0:
-        c = data["info"]["counts"]
-        dropped = "; dropped: " + ", ".join(f"{n} {r}" for r, n in c["dropped"].items()) if c["dropped"] else ""
-        click.echo(f"{out}: {c['images']} images, {c['kept']} of {c['detections']} detections kept "
-                   f"(score >= {score_min}), {c['points']} points ({strategy}, k={k}){dropped}", err=True)
+    c = data["info"]["counts"]
+    dropped = "; dropped: " + ", ".join(f"{n} {r}" for r, n in c["dropped"].items()) if c["dropped"] else ""
+    echo_result(f"{out}: {c['images']} images, {c['kept']} of {c['detections']} detections kept "
+                f"(score >= {score_min}), {c['points']} points ({strategy}, k={k}){dropped}")

@@ -6,7 +6,8 @@ import logging
 
 import click
 
-from .options import device_option, library_errors, resolve_device, threads_option, verbosity
+from .options import (check_outputs, device_option, echo_log, echo_result, library_errors, resolve_device,
+                      threads_option, verbosity)
 
 
 @click.command("train")
@@ -54,12 +55,15 @@ def train(ctx, data, images, extra, pseudo, pseudo_images, out, config_path, ove
         logging.getLogger("densemap_models").setLevel(logging.DEBUG)
     values = {"classes": [c.strip() for c in classes.split(",") if c.strip()] if classes else None,
               "backbone_weights": backbone_weights, "uv_symmetry": uv_symmetry}
+    check_outputs([("--out", out, "dir", ("config.yaml", "last.pt", "model_final.pt", "log.jsonl", "log.csv"),
+                    64 << 20)],
+                  {"--data": data, "--images": images, "--extra": extra, "--pseudo": pseudo, "--init": init,
+                   "--backbone-weights": backbone_weights, "--uv-symmetry": uv_symmetry})
     result = run_training(out, data=data, config=config_path, overrides=overrides, values=values, images=images,
                           extra_annotations=extra, pseudo=[(p, pseudo_images) for p in pseudo], init=init,
                           init_partial=init_partial, resume=resume, max_minutes=max_minutes,
                           device=resolve_device(device, threads), progress=verbosity(ctx) > 0)
-    if verbosity(ctx) > 0:
-        state = "finished" if result.finished else "stopped (continue with --resume)"
-        losses = ", ".join(f"{k}={v:.3f}" for k, v in result.last_losses.items())
-        click.echo(f"{out}: step {result.step} {state} in {result.seconds / 60:.1f} min; {losses}", err=True)
-        click.echo(f"checkpoint: {result.checkpoint}", err=True)
+    state = "finished" if result.finished else "stopped (continue with --resume)"
+    losses = ", ".join(f"{k}={v:.3f}" for k, v in result.last_losses.items())
+    echo_result(f"{out}: step {result.step} {state} in {result.seconds / 60:.1f} min; {losses}")
+    echo_log(ctx, f"checkpoint: {result.checkpoint}")

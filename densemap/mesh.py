@@ -326,14 +326,17 @@ def mesh_info(mesh: Mesh, parts=None, charts=None) -> dict:
     (7049, 1, True, 32, 24)
     """
     rep = check_mesh(mesh)
+    with np.errstate(over="ignore", invalid="ignore"):  # a mesh at 1e200 has an infinite area
+        area, diag = mesh.area, mesh.bounding_box_diagonal
+        edge = float(mesh.edge_lengths.mean()) if len(mesh.edges) else 0.0
     out = {
         "vertices": mesh.n_vertices,
         "faces": mesh.n_faces,
         "components": rep.n_components,
         "closed_manifold": rep.is_closed_manifold,
-        "area": mesh.area,
-        "bbox_diagonal": mesh.bounding_box_diagonal,
-        "mean_edge_length": float(mesh.edge_lengths.mean()) if len(mesh.edges) else 0.0,
+        "area": area,
+        "bbox_diagonal": diag,
+        "mean_edge_length": edge,
         "check": rep.summary(),
     }
     if parts is not None:

@@ -132,7 +132,7 @@ def _integer_labels(lab: np.ndarray, where: str, *, limit: int | None = None) ->
         bad = ~np.isfinite(lab) | (np.mod(lab, 1) != 0)
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
-            raise PartError(f"{where}: labels[{i}] = {lab[i]!r} is not an integer")
+            raise PartError(f"{where}: labels[{i}] = {lab[i]} is not an integer")
     hi = np.iinfo(np.int64).max if limit is None else limit - 1
     if lab.size:
         out = (lab < -1) | (lab > hi)

@@ -103,7 +103,9 @@ class Config:
     GradScaler on CUDA), cpu_bf16 (bfloat16 autocast on a CPU), checkpoint_every
     (model-only snapshots; the last ``keep_snapshots`` are kept), max_nonfinite_steps (a run
     whose loss is not finite this many steps in a row stops with an error), log_every, workers,
-    seed, flip_prob, classes (category names or ids merged into one foreground class; empty = all).
+    seed, flip_prob, classes (category names or ids merged into one foreground class; empty = all),
+    invalid_annotations ("error": a bad image or annotation stops the run before its first step,
+    naming it; "drop": dropped and counted, see :mod:`densemap_models.dataset_checks`).
     """
 
     # model
@@ -152,6 +154,7 @@ class Config:
     dp_max_rois_per_image: int = 64
     # data
     classes: tuple = ()
+    invalid_annotations: str = "error"
     flip_prob: float = 0.5
     uv_symmetry: str | None = None
     # training
@@ -180,6 +183,7 @@ class Config:
             "norm": ("auto", "frozen_bn", "bn", "gn"),
             "head": ("conv", "deeplab"),
             "optimizer": ("sgd", "adamw"),
+            "invalid_annotations": ("error", "drop"),
         }
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:

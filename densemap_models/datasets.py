@@ -19,10 +19,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 
+from densemap._images import read_image
 from densemap.annotation.coco import dp_mask_labels, read_coco, rle_for_pycocotools
 from densemap.errors import AnnotationError
+
+from .dataset_checks import check_dataset
 
 __all__ = ["DensePoseDataset", "collate", "resolve_data", "instance_mask", "box_grid_mask", "box_grid_parts"]
 
@@ -111,10 +113,22 @@ class DensePoseDataset(torch.utils.data.Dataset):
         dataset: each image is read from its own root (the given one, else the file's
         ``info["image_root"]``, else the file's folder). Every pseudo instance is
         foreground whatever its category; per-point confidences are not used.
+    invalid : {"error", "drop"}
+        What a bad image or annotation does when the dataset is built
+        (:func:`~densemap_models.dataset_checks.check_dataset`): an error naming the file,
+        image, annotation and field (default), or dropped and counted in ``self.dropped``.
+
+    Raises
+    ------
+    AnnotationError
+        A malformed file; an image that is not an image, not of its recorded size or over
+        the pixel limit; a box, mask or point that does not fit its image or chart
+        (non-finite values, ``dp_I`` outside 1..24, U/V outside [0, 1], ``dp_x``/``dp_y``
+        outside [0, 256]) unless ``invalid="drop"``.
     """
 
     def __init__(self, annotations, image_root, *, classes=(), train: bool = True, flip_prob: float = 0.5,
-                 uv_symmetry=None, skip_empty: bool = False, seed: int = 0, pseudo=()):
+                 uv_symmetry=None, skip_empty: bool = False, seed: int = 0, pseudo=(), invalid: str = "error"):
         files = [annotations] if isinstance(annotations, (str, os.PathLike)) else list(annotations)
         if not files:
             raise AnnotationError("no annotation file given")
@@ -122,6 +136,8 @@ class DensePoseDataset(torch.utils.data.Dataset):
         self.root = Path(image_root)
         self.images = list(data.get("images", []))
         cats = data.get("categories", [])
+        if not all(isinstance(c, dict) and "id" in c for c in cats) or not all("id" in im for im in self.images):
+            raise AnnotationError(f"{files[0]}: every image and category needs an 'id'")
         keep_ids = {c["id"] for c in cats}
         if classes:
             wanted = {str(c) for c in classes}
@@ -130,7 +146,7 @@ class DensePoseDataset(torch.utils.data.Dataset):
                 raise AnnotationError(f"{files[0]}: none of the classes {sorted(wanted)} is among the categories "
                                       f"{[c.get('name') for c in cats]}")
         self.category_ids = keep_ids
-        by_name = {im["file_name"]: im["id"] for im in self.images}
+        by_name = {im.get("file_name"): im["id"] for im in self.images}
         self.anns: dict[int, list] = {im["id"]: [] for im in self.images}
         for a in data["annotations"]:
             if a.get("image_id") in self.anns and (not cats or a.get("category_id") in keep_ids):
@@ -148,6 +164,7 @@ class DensePoseDataset(torch.utils.data.Dataset):
                     self.anns[img].append(a)
         for path, root in pseudo:
             self._add_pseudo(path, root)
+        self.dropped = check_dataset(self.images, self.anns, self.root, where=str(files[0]), invalid=invalid)
         if skip_empty:
             self.images = [im for im in self.images if any(not a.get("iscrowd", 0) for a in self.anns[im["id"]])]
         self.train, self.flip_prob = train, float(flip_prob)
@@ -189,9 +206,7 @@ class DensePoseDataset(torch.utils.data.Dataset):
 
     def load_image(self, index: int) -> np.ndarray:
         im = self.images[index]
-        path = Path(im.get("_root", self.root)) / im["file_name"]
-        with Image.open(path) as f:
-            return np.asarray(f.convert("RGB"))
+        return read_image(Path(im.get("_root", self.root)) / im["file_name"])
 
     def target(self, index: int, height: int, width: int) -> dict:
         """The target dict of image ``index`` (unflipped)."""

@@ -77,7 +77,8 @@ def iter_teacher_predictions(model, image_paths: Iterable[str | os.PathLike], *,
     the file name). ``device`` None: the model's device.
     """
     import torch
-    from PIL import Image
+
+    from densemap._images import read_image
 
     if device is None:
         device = next(model.parameters()).device
@@ -89,8 +90,7 @@ def iter_teacher_predictions(model, image_paths: Iterable[str | os.PathLike], *,
 
         it = tqdm(paths, desc="pseudo-label", unit="img")
     for p in it:
-        with Image.open(p) as f:
-            img = np.asarray(f.convert("RGB"))
+        img = read_image(p)  # checked: an image, not corrupt, under the pixel limit
         x = torch.from_numpy(img.copy()).permute(2, 0, 1).float().div_(255.0).to(device)
         with torch.no_grad():
             r = model([x])[0]

@@ -151,8 +151,7 @@ def _scale(mesh: Mesh) -> float:
 def _scaled(mesh: Mesh, scale: float) -> Mesh:
     if scale == 1.0:
         return mesh
-    lo = mesh.vertices.min(axis=0)
-    return Mesh((mesh.vertices - lo) * scale, mesh.faces, mesh.uv, name=mesh.name)
+    return Mesh(mesh.vertices * scale, mesh.faces, mesh.uv, name=mesh.name)
 
 
 def prepare_pair(inputs: AlignInputs, *, repair: bool = False) -> PreparedPair:
