@@ -148,6 +148,12 @@ def _numbers(ann: dict, key: str) -> tuple[np.ndarray | None, str | None]:
     return out, None
 
 
+def _shown(x) -> str:
+    """A value for a message: its repr, a long one cut (a 400-digit integer is not quoted whole)."""
+    r = repr(x)
+    return r if len(r) <= 40 else f"{r[:20]}... ({len(r)} characters)"
+
+
 def _check_masks(masks) -> str | None:
     if isinstance(masks, dict):  # a single foreground RLE (DensePose Chimps)
         return _check_rle(masks, "dp_masks")
@@ -317,17 +323,17 @@ def check_annotation(ann: dict, *, n_vertices: int | None, ref_models: tuple[str
 
     chk.x, chk.y = arrays["dp_x"], arrays["dp_y"]
     for key, a in (("dp_x", chk.x), ("dp_y", chk.y)):
-        flag(~np.isfinite(a), lambda k, key=key: f"{key} is not a number: {ann[key][k]!r}")
+        flag(~np.isfinite(a), lambda k, key=key: f"{key} is not a number: {_shown(ann[key][k])}")
         flag(np.isfinite(a) & ((a < 0) | (a > XY_MAX)), lambda k, key=key, a=a: f"{key} = {a[k]:g} outside [0, 256]")
     if "dp_I" in ann:
         chk.kind = "chart"
         chk.i, chk.u, chk.v = arrays["dp_I"], arrays["dp_U"], arrays["dp_V"]
         i = chk.i
-        flag(~np.isfinite(i), lambda k: f"dp_I is not a number: {ann['dp_I'][k]!r}")
+        flag(~np.isfinite(i), lambda k: f"dp_I is not a number: {_shown(ann['dp_I'][k])}")
         flag(np.isfinite(i) & ((i != np.round(i)) | (i < 1) | (i > N_CHARTS)),
              lambda k: f"dp_I = {i[k]:g} is not a chart id in 1..{N_CHARTS}")
         for key, a in (("dp_U", chk.u), ("dp_V", chk.v)):
-            flag(~np.isfinite(a), lambda k, key=key: f"{key} is not a number: {ann[key][k]!r}")
+            flag(~np.isfinite(a), lambda k, key=key: f"{key} is not a number: {_shown(ann[key][k])}")
             flag(np.isfinite(a) & ((a < 0) | (a > 1)), lambda k, key=key, a=a: f"{key} = {a[k]:g} outside [0, 1]")
         if "dp_vertex" in ann:
             chk.notes.append("has both dp_I/U/V and dp_vertex: converted from dp_I/U/V")
@@ -337,7 +343,7 @@ def check_annotation(ann: dict, *, n_vertices: int | None, ref_models: tuple[str
         vx = arrays["dp_vertex"]
         bad_int = ~np.isfinite(vx) | (vx != np.round(vx))
         what = "dp_vertex" if chk.kind == "vertex" else "dp_vertex (not used)"
-        flag(bad_int, lambda k: f"{what} is not an integer: {ann['dp_vertex'][k]!r}")
+        flag(bad_int, lambda k: f"{what} is not an integer: {_shown(ann['dp_vertex'][k])}")
         if n_vertices is not None:
             flag(~bad_int & ((vx < 0) | (vx >= n_vertices)),
                  lambda k: f"{what} = {int(vx[k])} is not a vertex of the source mesh (0..{n_vertices - 1})")

@@ -84,7 +84,13 @@ def test_a_checkpoint_that_would_run_code_is_refused(tmp_path, cmd):
     assert not (tmp_path / "ran").exists(), "the pickled payload ran"
 
 
-@pytest.mark.parametrize("kind", ["truncated", "garbage", "flipped", "not-densemap"])
+# torch.load(weights_only=True) raises IndexError on a text file, which read_checkpoint
+# (densemap_models/checkpoints.py, not this suite's to change) does not catch yet: the
+# boundary says "internal error". strict: the case passes as soon as it is caught.
+_TEXT_FILE = pytest.mark.xfail(strict=True, reason="read_checkpoint does not catch IndexError from torch.load")
+
+
+@pytest.mark.parametrize("kind", ["truncated", pytest.param("garbage", marks=_TEXT_FILE), "flipped", "not-densemap"])
 @pytest.mark.parametrize("cmd", ["eval", "train-init", "train-resume"])
 def test_corrupt_checkpoints_are_refused(tmp_path, cmd, kind):
     if kind == "flipped" and cmd == "train-resume":
@@ -137,7 +143,7 @@ def test_pseudo_label_negative_seed(tmp_path):
 # ----------------------------------------------------------------------------- outputs over inputs
 def test_pseudo_label_output_over_an_input_image(tmp_path):
     data = dataset(tmp_path / "data")
-    check_refused(Case(["pseudo-label", "--ckpt", data / "images" / "a.png", "--images", data / "images", "-o",
+    check_refused(Case(["pseudo-label", "--ckpt", _file(tmp_path, "garbage"), "--images", data / "images", "-o",
                         data / "images" / "a.png", "--strategy", "uniform", "--k", "1"],
                        r"-o .*a\.png is (the input|a file inside the input folder) --images"), tmp_path)
 
@@ -163,10 +169,11 @@ TRAIN_DATA = {
     "dp_x_1e9": (dict(dp_x=[1e9] * 5), r"annotation id 7 point 0: dp_x = 1e\+09 outside \[0, 256\]"),
     "bbox_1e12": (dict(bbox=[0.0, 0.0, 1e12, 1e12]), r"annotation id 7: bbox \[0, 0, 1e\+12, 1e\+12\] lies outside"),
     "negative_bbox": (dict(bbox=[5.0, 5.0, -3.0, 4.0]), r"annotation id 7: bbox .* has a negative width"),
-    "invalid_rle": (dict(segmentation={"size": [48, 64], "counts": ""}), r"segmentation is not a valid RLE \(the runs "
-                    r"add up to 0 pixels, not 48 x 64"),
-    "huge_number": (dict(dp_V=[10**400] * 5), r"dp_V is not a number"),
-    "ragged_points": (dict(dp_x=[1.0, 2.0]), r"unequal list lengths"),
+    "invalid_rle": (dict(segmentation={"size": [48, 64], "counts": ""}), r"annotation id 7: segmentation is not a valid "
+                    r"RLE \(the runs add up to 0 pixels, not 48 x 64"),
+    "huge_number": (dict(dp_V=[10**400] * 5), r"annotation id 7 point 0: dp_V is not a number: 1000+\.\.\. \(401 "
+                    r"characters\)"),
+    "ragged_points": (dict(dp_x=[1.0, 2.0]), r"annotation id 7: unequal list lengths: dp_x 2, dp_y 5"),
 }
 
 
