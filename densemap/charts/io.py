@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from .._io import atomic_path
+from .._paths import check_input_file
 from ..errors import AtlasError
 from ..mesh import Mesh, read_obj
 from .atlas import ChartAtlas
@@ -95,6 +96,15 @@ def load_obj_atlas(path: str | os.PathLike, *, face_charts=None) -> tuple[Mesh, 
     return mesh, atlas_from_uv(mesh, face_charts, name=f"uv atlas of {path.name}")
 
 
+def _integers(a: np.ndarray, name: str, path: Path) -> np.ndarray:
+    """int64 of an array that must hold finite integers (MATLAB stores them as doubles)."""
+    if a.dtype.kind == "f" and a.size and (~np.isfinite(a) | (np.mod(a, 1) != 0) | (np.abs(a) > 2**53)).any():
+        raise AtlasError(f"{path}: {name} must hold integers")
+    if a.dtype.kind not in "iuf":
+        raise AtlasError(f"{path}: {name} must be a numeric array, got {a.dtype}")
+    return a.astype(np.int64)
+
+
 def load_uv_processed(path: str | os.PathLike, mesh: Mesh | None = None) -> ChartAtlas:
     """DensePose's SMPL atlas from ``UV_Processed.mat``.
 
@@ -115,24 +125,29 @@ def load_uv_processed(path: str | os.PathLike, mesh: Mesh | None = None) -> Char
     """
     import scipy.io
 
-    path = Path(path)
+    path = check_input_file(path, what="MATLAB atlas file", error=AtlasError)
     try:
         m = scipy.io.loadmat(str(path))
-    except (OSError, ValueError, TypeError) as exc:
-        raise AtlasError(f"{path}: cannot read MATLAB file ({exc})") from None
+    except (OSError, ValueError, TypeError, NotImplementedError, scipy.io.matlab.MatReadError) as exc:
+        raise AtlasError(f"{path}: cannot read MATLAB file ({type(exc).__name__}: {str(exc)[:160]})") from None
     need = ("All_FaceIndices", "All_Faces", "All_U_norm", "All_V_norm", "All_vertices")
     missing = [k for k in need if k not in m]
     if missing:
         raise AtlasError(f"{path}: missing variables {missing}; expected {list(need)} (DensePose UV_Processed.mat)")
-    fi = np.asarray(m["All_FaceIndices"]).ravel()
-    fa = np.asarray(m["All_Faces"])
-    un, vn = np.asarray(m["All_U_norm"], np.float64).ravel(), np.asarray(m["All_V_norm"], np.float64).ravel()
-    av = np.asarray(m["All_vertices"]).ravel().astype(np.int64)
+    try:
+        fi = np.asarray(m["All_FaceIndices"]).ravel()
+        fa = np.asarray(m["All_Faces"])
+        un, vn = np.asarray(m["All_U_norm"], np.float64).ravel(), np.asarray(m["All_V_norm"], np.float64).ravel()
+        av = _integers(np.asarray(m["All_vertices"]).ravel(), "All_vertices", path)
+        fa = _integers(fa, "All_Faces", path).reshape(fa.shape)
+    except (TypeError, ValueError) as exc:
+        raise AtlasError(f"{path}: the variables are not numeric arrays ({exc})") from None
     if fa.ndim != 2 or fa.shape[1] != 3 or len(fi) != len(fa):
         raise AtlasError(f"{path}: All_Faces must be (F, 3) with one All_FaceIndices entry per face, got {fa.shape} and {fi.shape}")
     if not (len(un) == len(vn) == len(av)):
         raise AtlasError(f"{path}: All_U_norm, All_V_norm and All_vertices differ in length: {len(un)}, {len(vn)}, {len(av)}")
-    fa = fa.astype(np.int64)
+    if not len(av) or not fa.size:
+        raise AtlasError(f"{path}: All_vertices or All_Faces is empty")
     if fa.min() < 1 or fa.max() > len(av):
         raise AtlasError(f"{path}: All_Faces must hold 1-based indices in 1..{len(av)}, got {fa.min()}..{fa.max()}")
     if av.min() < 1:
@@ -192,8 +207,9 @@ def load_atlas(path: str | os.PathLike, mesh: Mesh | None = None) -> ChartAtlas:
     import zipfile
 
     path = Path(path)
-    if not path.is_file():
+    if not os.path.lexists(path):
         raise AtlasError(f"{path}: no such atlas file")
+    check_input_file(path, what="atlas file", error=AtlasError)
     suffix = path.suffix.lower()
     if suffix == ".mat":
         return load_uv_processed(path, mesh)
@@ -208,18 +224,34 @@ def load_atlas(path: str | os.PathLike, mesh: Mesh | None = None) -> ChartAtlas:
         with np.load(path, allow_pickle=False) as z:
             d = {k: z[k] for k in z.files}
         meta = json.loads(str(d["meta.json"]))
-        if meta.get("format") != FORMAT:
+        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
             raise ValueError("not a densemap atlas")
-        uv = d["uv_table"].astype(np.float64)[d["uv_index"].astype(np.int64)]
-    except (OSError, EOFError, zipfile.BadZipFile, KeyError, ValueError, json.JSONDecodeError) as exc:
-        raise AtlasError(f"{path}: cannot read atlas ({type(exc).__name__}: {exc})") from None
+        if meta.get("format_version", 0) > FORMAT_VERSION:
+            raise ValueError(f"format version {meta['format_version']} is newer than this densemap reads")
+        table, index = d["uv_table"], d["uv_index"]
+        if table.ndim != 2 or table.shape[1] != 2 or index.dtype.kind not in "iu" or index.ndim != 2:
+            raise ValueError("uv_table must be (n, 2) and uv_index (F, 3) integers")
+        if index.size and (index.min() < 0 or index.max() >= len(table)):
+            raise ValueError(f"uv_index refers to entry {int(index.max())} of a {len(table)}-entry uv_table")
+        uv = table.astype(np.float64)[index.astype(np.int64)]
+        if not isinstance(meta.get("n_vertices"), int):
+            raise ValueError("meta.json holds no integer n_vertices")
+    except (OSError, EOFError, zipfile.BadZipFile, KeyError, ValueError, TypeError, IndexError, RecursionError,
+            json.JSONDecodeError) as exc:
+        raise AtlasError(f"{path}: cannot read atlas ({type(exc).__name__}: {str(exc)[:160]})") from None
     faces = d.get("faces")
     if faces is None:
         if mesh is None:
             raise AtlasError(f"{path}: the atlas has no faces stored; pass its mesh")
         faces = mesh.faces
-    atlas = ChartAtlas(faces, d["charts"], uv, meta["n_vertices"], n_charts=meta.get("n_charts"),
-                       name=meta.get("name", path.name), mesh_sha1=meta.get("mesh_sha1"), distortion=meta.get("distortion"))
+    try:
+        atlas = ChartAtlas(faces, d["charts"], uv, meta["n_vertices"], n_charts=meta.get("n_charts"),
+                           name=str(meta.get("name", path.name)), mesh_sha1=meta.get("mesh_sha1"),
+                           distortion=meta.get("distortion"))
+    except AtlasError as exc:
+        raise AtlasError(f"{path}: {exc}") from None
+    except (TypeError, ValueError, KeyError) as exc:
+        raise AtlasError(f"{path}: cannot read atlas ({type(exc).__name__}: {str(exc)[:160]})") from None
     if mesh is not None:
         atlas.check_mesh(mesh)
     return atlas
