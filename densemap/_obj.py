@@ -146,7 +146,18 @@ def read_obj(path: str | os.PathLike) -> ObjData:
 
 
 def write_obj(mesh, fh, *, groups=None, group_names=None, precision=8) -> None:
-    """Write ``mesh`` (vertices, faces, optional per-corner uv) as OBJ text to an open file."""
+    """Write ``mesh`` (vertices, faces, optional per-corner uv) as OBJ text to an open file.
+
+    Raises
+    ------
+    MeshError
+        A group name that OBJ cannot hold as it is: empty, or with line breaks, tabs,
+        or leading, trailing or repeated spaces (the reader would give back another name).
+    """
+    for name in group_names or ():
+        if not name or name != " ".join(str(name).split()):
+            raise MeshError(f"group name {str(name)[:40]!r} cannot be written in OBJ (no line breaks, tabs or "
+                            "leading, trailing or repeated spaces)")
     fmt = f"{{:.{precision}g}}"
     fh.write(f"# written by densemap: {mesh.n_vertices} vertices, {mesh.n_faces} faces\n")
     fh.write("".join(f"v {fmt.format(x)} {fmt.format(y)} {fmt.format(z)}\n" for x, y, z in mesh.vertices))

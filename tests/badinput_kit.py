@@ -82,7 +82,9 @@ def grouped_obj(path: Path, mesh: Mesh, parts=None) -> Path:
     if parts is None:  # octants of the shape at unit size (signs of exact zeros kept at any scale)
         unit = np.round(mesh.vertices / np.abs(mesh.vertices).max(), 9)
         parts = octant_parts(Mesh(unit, mesh.faces))
-    face_lab = np.array([np.bincount(parts.labels[f], minlength=parts.n_parts).argmax() for f in mesh.faces])
+    from densemap.parts import face_labels
+
+    face_lab = face_labels(mesh.faces, parts.labels)
     with open(path, "w") as fh:
         _write_obj(mesh, fh, groups=face_lab, group_names=parts.names)
     return path
