@@ -207,7 +207,7 @@ def run_align(mesh_a=None, mesh_b=None, *, parts_a=None, parts_b=None, out_dir: 
                       **{k: options.pop(k) for k in pipeline_keys if k in options})
     alignment = aligner.align(progress=progress, **options)
     t1 = time.perf_counter()
-    quality = aligner.quality(alignment, ground_truth_b_to_a=inputs.ground_truth_b_to_a)
+    quality = aligner.quality(alignment, ground_truth_b_to_a=inputs.ground_truth_b_to_a, progress=progress)
     timings = {"load": t_load, **alignment.timings, "quality": time.perf_counter() - t1}
     drawn = (AlignInputs(prep.mesh_a, prep.parts_a, prep.mesh_b, prep.parts_b), alignment) if prep.changed else None
     return write_alignment_outputs(out_dir, inputs, prep.restore(alignment), quality, timings=timings, device=device,
