@@ -365,12 +365,15 @@ def load_config(path: str | os.PathLike | None = None, overrides=()) -> Config:
                 raise ConfigError(f"{path}: no such config file, and no packaged config of that name "
                                   f"(packaged: {config_names()})")
             p = packaged
+        from densemap._paths import read_text
+
+        text = read_text(p, what="YAML config file", error=ConfigError, max_bytes=1 << 20)
         try:
-            data = yaml.safe_load(p.read_text()) or {}
-        except OSError as exc:
-            raise ConfigError(f"{p}: cannot read the config ({exc.strerror})") from None
+            data = yaml.safe_load(text) or {}
         except yaml.YAMLError as exc:
-            raise ConfigError(f"{p}: invalid YAML ({exc})") from None
+            raise ConfigError(f"{p}: invalid YAML ({' '.join(str(exc).split())[:200]})") from None
+        except RecursionError:
+            raise ConfigError(f"{p}: YAML nested too deeply to read") from None
         if not isinstance(data, dict):
             raise ConfigError(f"{p}: a config must be a mapping of keys to values, got {type(data).__name__}")
         base = apply_overrides(base, **data)

@@ -133,6 +133,20 @@ def test_bad_set_values(tmp_path, value, match):
                   tmp_path)
 
 
+@pytest.mark.parametrize("content, match", [
+    (b"\x89PNG\r\n\x1a\n\x00\x00", r"cfg\.yaml: not UTF-8 text \(byte 0x89 at offset 0\); expected a YAML config"),
+    (b"a: " + b"[" * 3000 + b"]" * 3000, r"cfg\.yaml: YAML nested too deeply to read"),
+    (b"lr: [1, 2", r"cfg\.yaml: invalid YAML"),
+    (b"- 1\n- 2\n", r"cfg\.yaml: a config must be a mapping of keys to values, got list"),
+    (b"lr: .nan\n", r"lr = nan is out of range"),
+])
+def test_bad_config_files(tmp_path, content, match):
+    data = dataset(tmp_path / "data")
+    (tmp_path / "cfg.yaml").write_bytes(content)
+    check_refused(Case(["train", "--data", data, "--out", tmp_path / "run", "--config", tmp_path / "cfg.yaml",
+                        "--device", "cpu"], match), tmp_path)
+
+
 def test_pseudo_label_negative_seed(tmp_path):
     data = dataset(tmp_path / "data")
     check_refused(Case(["pseudo-label", "--ckpt", data / "images" / "a.png", "--images", data / "images", "-o",
