@@ -203,10 +203,15 @@ def convert_file(
 
 
 def _check_paths(in_path: Path, out_path: Path, report_path, map_path) -> None:
+    """Outputs writable, not an input, not the same file (an :class:`AnnotationError`, as always)."""
     from densemap._paths import Output, check_outputs
+    from densemap.errors import OutputError
 
     outs = [Output("-o", out_path)] + ([Output("--report", report_path)] if report_path is not None else [])
-    check_outputs(outs, {"IN_JSON": in_path, "--map": map_path})
+    try:
+        check_outputs(outs, {"IN_JSON": in_path, "--map": map_path})
+    except OutputError as exc:
+        raise AnnotationError(str(exc)) from None
 
 
 def _refuse_empty(report: ConversionReport, converter: AnnotationConverter, where: str) -> None:

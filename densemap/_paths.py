@@ -250,7 +250,7 @@ def check_outputs(outputs: Iterable[Output], inputs: Mapping | None = None) -> N
     >>> check_outputs([Output("-o", src)], {"IN": src})
     Traceback (most recent call last):
     ...
-    densemap.errors.OutputError: -o ... is the input IN (...); refusing to overwrite an input
+    densemap.errors.OutputError: -o ... is the input IN (...); refusing to overwrite the input file
     """
     outputs = [o for o in outputs if o.path is not None]
     ins = _inputs(inputs or {})
@@ -262,7 +262,7 @@ def check_outputs(outputs: Iterable[Output], inputs: Mapping | None = None) -> N
     for flag, f in files:
         for iflag, i in ins:
             if _same(f, i):
-                raise OutputError(f"{flag} {f} is the input {iflag} ({i}); refusing to overwrite an input")
+                raise OutputError(f"{flag} {f} is the input {iflag} ({i}); refusing to overwrite the input file")
             if i.is_dir() and f.exists() and _inside(f, i):
                 raise OutputError(f"{flag} {f} is a file inside the input folder {iflag} ({i}); refusing to "
                                   "overwrite an input")

@@ -358,7 +358,7 @@ def align_out_holds_an_input(d):
     np.save(d / "out" / "descriptors_a.npy", (s.vertices[:, 0] > 0).astype(np.int64))
     return Case(["align", pa, pa, "--parts-a", d / "out" / "descriptors_a.npy", "--parts-b",
                  d / "out" / "descriptors_a.npy", "-o", d / "out", "--no-render"],
-                r"-o .*out/descriptors_a\.npy is the input --parts-a .*refusing to overwrite an input")
+                r"-o .*out/descriptors_a\.npy is the input --parts-a .*refusing to overwrite the input file")
 
 
 @case
