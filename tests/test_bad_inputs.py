@@ -751,3 +751,24 @@ def test_quiet_info_prints_the_results_and_json_is_strict(tmp_path):
     r = invoke(["-q", "info", p, "--json"])
     assert r.exit_code == 0
     json.loads(r.stdout, parse_constant=lambda c: pytest.fail(f"{c} in --json output"))
+
+
+@pytest.mark.parametrize("exc, line", [
+    (OSError(errno.ENOSPC, "No space left on device", "out/a.npy"), "out/a.npy: no space left on device"),
+    (OSError(errno.EROFS, "Read-only file system", "/mnt/x"), "/mnt/x: read-only file system"),
+    (PermissionError(errno.EACCES, "Permission denied", "f.json"), "f.json: permission denied"),
+    (OSError(errno.ELOOP, "Too many levels of symbolic links", "l"), "l: a symbolic link loop"),
+    (FileNotFoundError(errno.ENOENT, "No such file", "gone.obj"), "gone.obj: no such file or folder"),
+    (UnicodeDecodeError("utf-8", b"a\xff", 1, 2, "bad"), "cannot decode text: byte 0xff at offset 1 is not utf-8"),
+    (RecursionError("maximum recursion depth exceeded"), "the input is nested too deeply to read"),
+    (OverflowError("int too large to convert to float"), "a number in the input is too large (int too large"),
+    (MemoryError(), "out of memory (an allocation failed)"),
+    (ValueError("Caught AnnotationError in DataLoader worker process 0.\nOriginal Traceback (most recent call "
+                "last):\n  File x\nAnnotationError: a.json: image 1: bad"), "AnnotationError: a.json: image 1: bad"),
+    (ValueError("two\nlines"), "two; lines"),
+    (KeyError("k"), "internal error: KeyError: 'k' (a densemap bug: run with -v"),
+])
+def test_error_line_says_what_each_failure_means(exc, line):
+    from densemap.cli.options import error_line
+
+    assert error_line(exc).startswith(line) and "\n" not in error_line(exc)
