@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ._io import available_memory
 from ._paths import check_input_file, describe_os_error
 from .errors import MeshError
 
@@ -20,6 +21,8 @@ __all__ = ["ObjData", "read_obj", "write_obj"]
 
 # face indices beyond this cannot be vertex ids of a mesh that fits in memory
 _MAX_INDEX = 2**40
+# reading keeps the bytes, their text and Python lists of numbers: about this many bytes per byte
+_BYTES_PER_FILE_BYTE = 12
 
 
 @dataclass
@@ -116,6 +119,10 @@ def read_obj(path: str | os.PathLike) -> ObjData:
         index 0 or out of range (as written in the file), a binary file.
     """
     path = check_input_file(path, what="mesh file", error=MeshError)
+    size, have = path.stat().st_size, available_memory()
+    if have is not None and size * _BYTES_PER_FILE_BYTE > have:
+        raise MeshError(f"{path}: a {size / 2**30:.1f} GiB OBJ needs about {size * _BYTES_PER_FILE_BYTE / 2**30:.0f} GiB "
+                        f"to read; {have / 2**30:.1f} GiB are available")
     try:
         raw = path.read_bytes()
     except OSError as exc:

@@ -13,11 +13,11 @@ original vertex ids, faces and hashes, so every output refers to the files as gi
 from __future__ import annotations
 
 import dataclasses
-import os
 from dataclasses import dataclass
 
 import numpy as np
 
+from .._io import available_memory
 from .._meshfix import normalised
 from ..errors import MeshError
 from ..mesh import Mesh
@@ -129,20 +129,6 @@ def estimate_memory(n_vertices: int, n_parts: int) -> int:
     return int(n_vertices) * (100 * 16 + 8 * 8 * max(int(n_parts), 1) + 100 * 8 * 3)
 
 
-def _available_memory() -> int | None:
-    try:
-        with open("/proc/meminfo") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return None
-
-
 def _scale(mesh: Mesh) -> float:
     diag = normalised(mesh.vertices)[1]
     return 1.0 if _SCALE_OK[0] <= diag <= _SCALE_OK[1] else 1.0 / diag
@@ -189,7 +175,7 @@ def prepare_pair(inputs: AlignInputs, *, repair: bool = False) -> PreparedPair:
         parts.append(labels)
         repairs.append(rep)
     need = sum(estimate_memory(m.n_vertices, p.n_parts) for m, p in zip(meshes, parts))
-    have = _available_memory()
+    have = available_memory()
     if have is not None and need > have:
         raise MeshError(f"aligning {meshes[0].name} ({meshes[0].n_vertices} vertices) and {meshes[1].name} "
                         f"({meshes[1].n_vertices} vertices) needs about {need / 2**30:.1f} GiB; "
