@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from conftest import icosphere, octant_parts
 from densemap.annotation import AnnotationConverter, convert_annotations, convert_file, read_coco
-from densemap.annotation.coco import check_annotation
+from densemap.annotation.coco import check_annotation, encode_rle
 from densemap.charts import build_atlas
 from densemap.errors import AnnotationError
 from densemap.mesh import Mesh
@@ -32,7 +32,10 @@ def identity(sphere):
 
 
 def rle():
-    return {"counts": "abc", "size": [256, 256]}
+    """A valid 256x256 RLE (a square), as DensePose's dp_masks hold."""
+    mask = np.zeros((256, 256), np.uint8)
+    mask[64:192, 64:192] = 1
+    return encode_rle(mask)
 
 
 def chart_ann(atlas, n=20, seed=0, **over):
