@@ -34,6 +34,7 @@ __all__ = [
     "normalize_descriptors",
     "NORMALIZATIONS",
     "DEFAULT_NORMALIZE",
+    "orientation_descriptors",
 ]
 
 Weighting = Literal["vertex", "area"]
@@ -305,3 +306,60 @@ def part_descriptors(
         solver = GeodesicSolver(mesh, method=method, device=device, t=t)
     raw = solver.reduce(src, W.toarray(), progress=progress)
     return normalize_descriptors(raw, mesh, parts, normalize=normalize, weighting=weighting)
+
+
+def orientation_descriptors(mesh: Mesh, fields: np.ndarray) -> np.ndarray:
+    """Signed angles between the gradients of pairs of fields: columns that tell a shape from its mirror image.
+
+    For fields ``f_i`` (e.g. projections of the part descriptors) and every pair
+    ``i < j``, the per-face value ``n . (grad f_i x grad f_j) / (|grad f_i| |grad f_j|)``
+    (the sine of the angle from ``grad f_i`` to ``grad f_j`` about the outward normal),
+    averaged to the vertices by area. Intrinsic up to orientation: an orientation-
+    preserving isometry keeps them, a reflection negates them, so they separate regions
+    that intrinsic descriptors confuse under a symmetry that reverses orientation (the
+    front and back of a trunk labelled as one part, once the limbs fix left and right;
+    the orientation-aware term of Ren et al. 2018 in pointwise form). Scale-invariant,
+    in [-1, 1].
+
+    Parameters
+    ----------
+    mesh : Mesh
+        Consistently oriented (outward normals on both meshes to be compared).
+    fields : (V, P) float
+
+    Returns
+    -------
+    (V, P (P - 1) / 2) float
+
+    Examples
+    --------
+    The coordinates x and y on the plane z = 0, seen from +z, turn counter-clockwise:
+
+    >>> import numpy as np
+    >>> from densemap.mesh import Mesh
+    >>> v = np.array([[0., 0, 0], [1, 0, 0], [0, 1, 0], [1, 1, 0]]); f = np.array([[0, 1, 2], [1, 3, 2]])
+    >>> orientation_descriptors(Mesh(v, f), v[:, :2]).ravel()
+    array([1., 1., 1., 1.])
+    """
+    v, f = mesh.vertices, mesh.faces
+    x = np.asarray(fields, dtype=np.float64)
+    p = v[f]
+    n = np.cross(p[:, 1] - p[:, 0], p[:, 2] - p[:, 0])
+    dbl = np.linalg.norm(n, axis=1)
+    nu = n / np.where(dbl > 0, dbl, 1.0)[:, None]
+    # grad phi_i = n x e_i / (2 A), e_i the edge opposite corner i
+    g = np.stack([np.cross(nu, p[:, (i + 2) % 3] - p[:, (i + 1) % 3]) for i in range(3)], axis=1)
+    g /= np.where(dbl > 0, dbl, np.inf)[:, None, None]
+    grads = np.einsum("fid,fik->fkd", g, x[f])  # (F, P, 3)
+    norm = np.linalg.norm(grads, axis=2)
+    P = x.shape[1]
+    i, j = np.triu_indices(P, k=1)
+    cross = np.cross(grads[:, i], grads[:, j])  # (F, pairs, 3)
+    s = np.einsum("fpd,fd->fp", cross, nu) / np.maximum(norm[:, i] * norm[:, j], 1e-300)
+    w = 0.5 * dbl
+    acc = np.zeros((len(v), len(i)))
+    wsum = np.zeros(len(v))
+    for c in range(3):
+        np.add.at(acc, f[:, c], w[:, None] * s)
+        np.add.at(wsum, f[:, c], w)
+    return acc / np.maximum(wsum, 1e-300)[:, None]

@@ -197,3 +197,24 @@ def test_bad_options():
         part_descriptors(mesh, parts, sources="some")
     with pytest.raises(ValueError, match="positive integer"):
         part_descriptors(mesh, parts, sources=0)
+
+
+def test_orientation_columns_are_kept_by_rotations_and_negated_by_reflections():
+    from scipy.spatial.transform import Rotation
+
+    from densemap.descriptors import orientation_descriptors
+
+    mesh = icosphere(3)
+    v = mesh.vertices * [1.0, 0.8, 0.6]
+    m = Mesh(v, mesh.faces)
+    rng = np.random.default_rng(3)
+    fields = np.stack([np.sin(v @ rng.normal(size=3)) for _ in range(3)], 1)  # smooth, generic
+    o = orientation_descriptors(m, fields)
+    assert o.shape == (m.n_vertices, 3) and np.abs(o).max() <= 1 + 1e-12
+    assert np.abs(o).mean() > 0.2  # not degenerate
+    r = Rotation.from_rotvec([0.3, -1.1, 0.7]).as_matrix()
+    rotated = orientation_descriptors(Mesh(2.5 * v @ r.T, mesh.faces), fields)
+    assert np.allclose(rotated, o, atol=1e-10)  # rigid motions and scale keep them
+    # a reflection with the faces turned (so normals stay outward) negates them
+    mirrored = orientation_descriptors(Mesh(v * [-1, 1, 1], mesh.faces[:, ::-1]), fields)
+    assert np.allclose(mirrored, -o, atol=1e-10)

@@ -246,6 +246,30 @@ def test_surface_points_recover_linear_descriptors(grid):
     assert np.all(np.isin(faces, np.flatnonzero((g.faces == near[:, None, None]).any(-1).any(0))))
 
 
+def test_cell_surface_points_stay_in_the_matched_vertex_cell(grid):
+    """within="cell": the matched vertex keeps the largest weight (>= 0.51), and a query
+    inside that cell is found exactly."""
+    rng = np.random.default_rng(7)
+    g = grid
+    q = g.vertices[rng.choice(g.n_vertices, 40)] + rng.normal(scale=0.3, size=(40, 3)) * [1, 1, 0]
+    near = match_descriptors(q, g.vertices).indices
+    faces, bary, dist = surface_points(q, g.vertices, g, near, within="cell")
+    ok = faces >= 0
+    dominant = g.faces[faces[ok], np.argmax(bary[ok], axis=1)]
+    assert np.array_equal(dominant, near[ok])
+    assert (bary[ok].max(1) >= 0.51 - 1e-12).all()
+    ring, _, d_ring = surface_points(q, g.vertices, g, near)
+    assert (dist >= d_ring - 1e-12).all()  # a smaller search region: never closer than the one-ring
+    # a point at 0.2 of an edge from a vertex, inside a face: recovered exactly
+    f0 = g.faces[len(g.faces) // 2]
+    w = np.array([[0.8, 0.1, 0.1]])
+    p = w @ g.vertices[f0]
+    faces, bary, dist = surface_points(p, g.vertices, g, f0[:1], within="cell")
+    assert np.allclose(bary @ g.vertices[g.faces[faces]][0], p, atol=1e-12) and dist[0] < 1e-12
+    with pytest.raises(ValueError, match="unknown within 'disk'"):
+        surface_points(p, g.vertices, g, f0[:1], within="disk")
+
+
 def test_surface_points_of_identity_are_the_vertices(setup):
     d, m = setup.d, setup.m
     faces, bary, dist = surface_points(d, d, m, np.arange(m.n_vertices))
@@ -309,7 +333,8 @@ def test_align_identity_with_given_descriptors(setup):
     assert frac_identity(al.a_to_b.indices) >= 0.99 and frac_identity(al.b_to_a.indices) >= 0.99
     assert al.a_to_b.has_surface
     assert np.allclose(al.a_to_b.points(m), m.vertices)
-    assert set(al.timings) == {"match", "refine", "surface"}  # refinement is on by default
+    # refinement is on by default; the consistent refinement gives the surface points itself
+    assert set(al.timings) == {"match", "refine"} and al.options["refine"] == "consistent"
     assert al.metadata["mesh_a"]["sha1"] == m.sha1
     assert al.part_names == parts.names
     assert al.metadata["versions"]["numpy"] == np.__version__
@@ -419,7 +444,8 @@ def test_quality_of_identity(setup, solver):
                     ground_truth=np.arange(m.n_vertices), geodesic=geodesic, solver_a=solver, solver_b=solver,
                     surface=True)
     assert q["part_agreement"] == 1.0 and q["coverage"] == 1.0 and q["coverage_area"] == pytest.approx(1.0)
-    assert q["stretch_median"] == 1.0 and q["stretch_p10"] == 1.0 and q["stretch_p90"] == 1.0
+    for key in ("stretch_median", "stretch_p10", "stretch_p90"):
+        assert q[key] == pytest.approx(1.0, abs=1e-12), key
     assert q["collapsed_edges"] == 0.0
     assert q["consistency_mean"] == 0.0 and q["consistency_median"] == 0.0
     assert q["gt_error_mean"] == pytest.approx(0.0, abs=1e-9) and q["gt_error_p90"] == pytest.approx(0.0, abs=1e-9)

@@ -53,6 +53,12 @@ def pair():
 FAST = dict(k_init=10, k_final=60, step=5)
 
 
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path_factory, monkeypatch):
+    """Eigenbases go to a temporary cache, not the user's."""
+    monkeypatch.setenv("DENSEMAP_CACHE", str(tmp_path_factory.getbasetemp() / "densemap-cache"))
+
+
 def gt_error(p, vmap) -> float:
     return map_quality(p["m"], p["mb"], vmap, ground_truth=p["gt"], geodesic=False)["gt_error_mean"]
 
@@ -87,17 +93,22 @@ def test_basis_is_cached_and_grows():
 
 
 def test_sparse_eigensolver_matches_dense(monkeypatch):
-    import densemap.mapping.refine as r
+    import densemap.mapping.basis as r
 
     m = blob(3)
     clear_basis_cache()
     e_dense, _, _ = laplacian_basis(m, 12)
     clear_basis_cache()
     monkeypatch.setattr(r, "EIGEN_DENSE_MAX_VERTICES", 10)
-    e_sparse, phi, mass = laplacian_basis(m, 12)
+    e_sparse, phi, mass = laplacian_basis(m, 12, cache=False)
     clear_basis_cache()
     assert np.allclose(e_sparse, e_dense, rtol=1e-6, atol=1e-8)
     assert np.allclose(phi.T @ (mass[:, None] * phi), np.eye(12), atol=1e-8)
+    for solver in ("superlu", "lobpcg"):
+        e, phi, mass = laplacian_basis(m, 12, eigensolver=solver, cache=False)
+        clear_basis_cache()
+        assert np.allclose(e, e_dense, rtol=1e-6, atol=1e-7), solver
+        assert np.allclose(phi.T @ (mass[:, None] * phi), np.eye(12), atol=1e-6), solver
 
 
 def test_zoomout_repairs_noisy_map_on_isometric_pair(pair):
@@ -143,7 +154,7 @@ def test_align_with_refinement_is_identity(pair):
     assert (al.a_to_b.indices == np.arange(n)).mean() >= 0.99
     assert (al.b_to_a.indices == np.arange(n)).mean() >= 0.99
     assert "refine" in al.timings and al.a_to_b.has_surface
-    assert al.options["refine"] == "zoomout"
+    assert al.options["refine"] == "consistent"
 
 
 def test_refine_validation(pair):
@@ -159,3 +170,128 @@ def test_refine_validation(pair):
         refine_map(*args, desc_a=p["desc_a"])
     with pytest.raises(ValueError, match="a_to_b has 3 entries"):
         refine_map(p["m"], p["mb"], VertexMap([0, 1, 2], [0, 0, 0]))
+
+
+# ----------------------------------------------------------------------------- consistent refinement
+def test_consistent_refinement_maps_the_identity_exactly(pair):
+    """One mesh against itself: the identity is a fixed point, for the vertex maps and the surface points."""
+    p = pair
+    m, parts, d = p["m"], p["parts_a"], p["desc_a"]
+    n = m.n_vertices
+    ident = VertexMap(np.arange(n), np.zeros(n), n_target=n)
+    for opts in ({}, {"bijective_weight": 2.0, "desc_weight": 0.5}, {"max_samples": 200}):
+        ab, ba = refine_maps(m, m, ident, ident, same_part=True, parts_a=parts, parts_b=parts, desc_a=d, desc_b=d,
+                             surface=True, **FAST, **opts)
+        for vm in (ab, ba):
+            assert np.array_equal(vm.indices, np.arange(n)), opts
+            # the surface point is the vertex itself: weight 1 on the matched corner
+            w = vm.bary[np.arange(n), np.argmax(vm.corners == np.arange(n)[:, None], axis=1)]
+            assert np.allclose(w, 1.0), opts
+
+
+def test_consistent_refinement_repairs_a_noisy_map_and_reduces_collapse(pair):
+    p = pair
+    ab, ba = refine_maps(p["m"], p["mb"], p["init"], p["init_ba"], **FAST)
+    assert (ab.indices == p["gt"]).mean() >= 0.98
+    assert (ba.indices == p["perm"]).mean() >= 0.98
+    e = p["m"].edges
+    assert (ab.indices[e[:, 0]] == ab.indices[e[:, 1]]).mean() < 0.01
+    # the paper's ZoomOut is still there
+    zab, _ = refine_maps(p["m"], p["mb"], p["init"], p["init_ba"], method="zoomout", **FAST)
+    assert (zab.indices == p["gt"]).mean() >= 0.95
+
+
+def test_subsampled_refinement_upsamples_exactly(pair):
+    """Iterating on 300 of 642 vertices still recovers the full-resolution isometry."""
+    p = pair
+    ab, ba = refine_maps(p["m"], p["mb"], p["init"], p["init_ba"], max_samples=300, **FAST)
+    assert (ab.indices == p["gt"]).mean() >= 0.95
+    assert (ba.indices == p["perm"]).mean() >= 0.95
+
+
+def symmetric_blob() -> tuple[Mesh, np.ndarray]:
+    """A shape mirror-symmetric in x only (bumps that depend on y and z), and the mirror partner of each vertex."""
+    import trimesh
+    from scipy.spatial import cKDTree
+
+    s = trimesh.creation.icosphere(subdivisions=3)
+    v = s.vertices * [1.0, 0.7, 0.5]
+    v = v + 0.1 * np.sin(3 * v[:, [1]] + 1) * v + 0.08 * np.cos(4 * v[:, [2]]) * v
+    mirror = cKDTree(v).query(v * [-1, 1, 1])[1]
+    assert np.allclose(v[mirror], v * [-1, 1, 1], atol=1e-9)
+    return Mesh(v, s.faces, name="symmetric blob"), mirror
+
+
+def test_mirrored_mesh_with_mirrored_labels_is_not_flipped():
+    """B = A reflected in x (an intrinsic isometry of A: vertex i <-> i), with A's labels reflected too.
+    The right map follows the labels (B vertex i -> A's mirror partner of i), not the intrinsic
+    isometry i -> i, which a spectral refinement cannot tell apart."""
+    m, mirror = symmetric_blob()
+    v = m.vertices
+    names = ["front_left", "front_right", "back_left", "back_right", "top"]
+    lab = np.where(v[:, 2] > 0, 0, 2) + (v[:, 0] < 0)
+    lab[v[:, 1] > 0.45] = 4
+    swap = np.array([1, 0, 3, 2, 4])
+    mb = Mesh(v * [-1, 1, 1], m.faces[:, ::-1], name="mirrored blob")
+    parts_a = PartLabels(lab, names)
+    parts_b = PartLabels(swap[lab], names)  # vertex i of B lies on the other side
+    for same_part in (True, False):
+        al = align(m, parts_a, mb, parts_b, sources=4, same_part=same_part, refine_options=FAST)
+        # B vertex i sits where A vertex mirror[i] sits
+        err = np.linalg.norm(v[al.b_to_a.indices] - v[mirror], axis=1).mean()
+        flipped = np.linalg.norm(v[al.b_to_a.indices] - v, axis=1).mean()
+        assert err < 0.05 < flipped, (same_part, err, flipped)
+        assert (al.b_to_a.indices == mirror).mean() > 0.8
+
+
+# ----------------------------------------------------------------------------- the on-disk basis cache
+def test_disk_cache_returns_the_same_basis(tmp_path, monkeypatch):
+    monkeypatch.setenv("DENSEMAP_CACHE", str(tmp_path))
+    m = blob(3)
+    clear_basis_cache()
+    e1, p1, m1 = laplacian_basis(m, 12)
+    files = list((tmp_path / "eigenbasis").glob("*.npz"))
+    assert len(files) == 1
+    clear_basis_cache()  # memory gone: the next call reads the file
+    e2, p2, m2 = laplacian_basis(m, 8)
+    assert np.array_equal(e2, e1[:8]) and np.array_equal(p2, p1[:, :8]) and np.array_equal(m2, m1)
+    clear_basis_cache()
+    files[0].write_bytes(b"not an npz")  # a damaged entry is a miss, recomputed and rewritten
+    e3, _, _ = laplacian_basis(m, 12)
+    assert np.allclose(e3, e1)
+    clear_basis_cache(disk=True)
+    assert not list((tmp_path / "eigenbasis").glob("*.npz"))
+
+
+def _writer(cache: str, seed: int, rounds: int) -> None:
+    import os
+
+    os.environ["DENSEMAP_CACHE"] = cache
+    from densemap._cache import save_arrays
+
+    big = np.arange(300_000, dtype=np.float64)  # 2.4 MB: a write takes a while
+    for _ in range(rounds):
+        save_arrays("race", {"k": 1}, {"x": big})
+
+
+def test_disk_cache_survives_two_processes_writing_at_once(tmp_path, monkeypatch):
+    import multiprocessing as mp
+
+    from densemap._cache import load_arrays
+
+    monkeypatch.setenv("DENSEMAP_CACHE", str(tmp_path))
+    ctx = mp.get_context("spawn")
+    procs = [ctx.Process(target=_writer, args=(str(tmp_path), s, 15)) for s in range(2)]
+    for pr in procs:
+        pr.start()
+    seen = 0
+    while any(pr.is_alive() for pr in procs):
+        got = load_arrays("race", {"k": 1})
+        if got is not None:  # never a partial file: absent, or complete and right
+            assert np.array_equal(got["x"], np.arange(300_000, dtype=np.float64))
+            seen += 1
+    for pr in procs:
+        pr.join()
+        assert pr.exitcode == 0
+    assert load_arrays("race", {"k": 1}) is not None
+    assert not [p for p in (tmp_path / "race").iterdir() if p.name.startswith(".")]  # no temporaries left

@@ -183,11 +183,16 @@ def match_descriptors(
     return VertexMap(idx, dist, source_name=source_name, target_name=target_name, n_target=len(tgt))
 
 
-def surface_points(desc_src, desc_tgt, target: Mesh, indices, *, chunk: int = 100_000):
+_CELL = 0.49  # "cell" surface points: the matched vertex keeps a barycentric weight >= 1 - _CELL
+
+
+def surface_points(desc_src, desc_tgt, target: Mesh, indices, *, within: Literal["ring", "cell"] = "ring",
+                   chunk: int = 100_000):
     """Refine vertex matches to points on the target surface.
 
     Among the faces around each matched target vertex (its one-ring), find the point
-    whose linearly interpolated descriptor is nearest to the source descriptor.
+    whose linearly interpolated descriptor (any per-vertex embedding) is nearest to the
+    source descriptor.
 
     Parameters
     ----------
@@ -196,6 +201,10 @@ def surface_points(desc_src, desc_tgt, target: Mesh, indices, *, chunk: int = 10
     target : Mesh
     indices : (V_src,) int
         Matched target vertex of each source vertex.
+    within : {"ring", "cell"}
+        ``"ring"``: anywhere on the one-ring's faces; ``"cell"``: only where the matched
+        vertex keeps the largest barycentric weight (>= 0.51), so the surface point
+        rounds back to its vertex and stays in its part.
 
     Returns
     -------
@@ -206,6 +215,7 @@ def surface_points(desc_src, desc_tgt, target: Mesh, indices, *, chunk: int = 10
     distances : (V_src,) float
         Descriptor distance at the surface point (never above the vertex's).
     """
+    check_choice("within", within, ("ring", "cell"))
     src, _ = as_descriptor_array(desc_src, "desc_src")
     tgt, _ = as_descriptor_array(desc_tgt, "desc_tgt")
     idx = np.asarray(indices, dtype=np.int64)
@@ -230,8 +240,19 @@ def surface_points(desc_src, desc_tgt, target: Mesh, indices, *, chunk: int = 10
             off = np.arange(len(rep)) - np.repeat(np.cumsum(cnt) - cnt, cnt)
             fid = inc.indices[start + off]
             tri = F[fid]
-            # descriptors are linear over each face: the closest point in descriptor space
-            w, cost = closest_point_on_triangles(src[rep], tgt[tri[:, 0]], tgt[tri[:, 1]], tgt[tri[:, 2]])
+            if within == "cell":  # rotate each face so that the matched vertex comes first
+                first = np.argmax(tri == idx[rep][:, None], axis=1)
+                rot = (first[:, None] + np.arange(3)[None]) % 3
+                tri = np.take_along_axis(tri, rot, axis=1)
+                t0 = tgt[tri[:, 0]]
+                w, cost = closest_point_on_triangles(src[rep], t0, t0 + _CELL * (tgt[tri[:, 1]] - t0),
+                                                     t0 + _CELL * (tgt[tri[:, 2]] - t0))
+                # back to the face's corners: (a, b, c) on the shrunk triangle -> (a + (b + c)(1 - CELL), CELL b, CELL c)
+                w = np.stack([w[:, 0] + (1 - _CELL) * (w[:, 1] + w[:, 2]), _CELL * w[:, 1], _CELL * w[:, 2]], 1)
+                w = np.take_along_axis(w, np.argsort(rot, axis=1), axis=1)
+            else:
+                # descriptors are linear over each face: the closest point in descriptor space
+                w, cost = closest_point_on_triangles(src[rep], tgt[tri[:, 0]], tgt[tri[:, 1]], tgt[tri[:, 2]])
             order = np.lexsort((cost, rep))
             first = order[np.r_[0, np.flatnonzero(np.diff(rep[order])) + 1]]
             who = rep[first]

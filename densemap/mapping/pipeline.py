@@ -31,11 +31,15 @@ from .vertex_map import VertexMap
 
 __all__ = ["Aligner", "align", "shared_time_step", "DEFAULT_SOURCES"]
 
-RefineMethod = Literal["zoomout"]
+RefineMethod = Literal["consistent", "zoomout"]
 LengthScale = Literal["max", "mean"]
 
 # sampled geodesic sources per part used by align() unless told otherwise (docs/alignment.md)
-DEFAULT_SOURCES = 64
+DEFAULT_SOURCES = 16
+# source vertices per direction of the quality report's geodesic metrics (Aligner.quality)
+QUALITY_SAMPLE = 1000
+# weight of the orientation columns appended to the descriptors for matching and refinement
+DEFAULT_ORIENTATION = 0.0
 
 
 def shared_time_step(mesh_a: Mesh, mesh_b: Mesh, *, t_scale: float = 1.0, length_scale: LengthScale = "max") -> float:
@@ -55,6 +59,34 @@ def shared_time_step(mesh_a: Mesh, mesh_b: Mesh, *, t_scale: float = 1.0, length
         na, nb = len(mesh_a.edges), len(mesh_b.edges)
         h = (ha * na + hb * nb) / max(na + nb, 1)
     return float(t_scale) * h * h
+
+
+def with_orientation(mesh_a: Mesh, desc_a: np.ndarray, mesh_b: Mesh, desc_b: np.ndarray, weight: float, *,
+                     fields: int = 5) -> tuple[np.ndarray, np.ndarray]:
+    """Both descriptors with orientation columns appended (:func:`densemap.descriptors.orientation_descriptors`).
+
+    The fields are the first ``fields`` principal directions of A's descriptors (area-
+    weighted), the same projection on both meshes; the new columns are scaled so that
+    their RMS is ``weight`` times the descriptors'.
+    """
+    from ..descriptors import orientation_descriptors
+
+    if weight <= 0 or desc_a.shape[1] < 2:
+        return desc_a, desc_b
+    w = mesh_a.vertex_areas / mesh_a.area
+    mu = w @ desc_a
+    cov = (desc_a - mu).T @ ((desc_a - mu) * w[:, None])
+    _, vecs = np.linalg.eigh(cov)
+    u = vecs[:, ::-1][:, : min(fields, desc_a.shape[1])]
+    oa = orientation_descriptors(mesh_a, (desc_a - mu) @ u)
+    ob = orientation_descriptors(mesh_b, (desc_b - mu) @ u)
+
+    def rms(x, m):
+        a = m.vertex_areas / m.area
+        return np.sqrt(a @ ((x - a @ x) ** 2).sum(1))
+
+    scale = weight * rms(desc_a, mesh_a) / max(rms(oa, mesh_a), 1e-300)
+    return np.hstack([desc_a, scale * oa]), np.hstack([desc_b, scale * ob])
 
 
 def _with_surface(vmap: VertexMap, desc_src, desc_tgt, target: Mesh) -> VertexMap:
@@ -155,6 +187,7 @@ class Aligner:
 
     def _options(self, descriptors, same_part, refine, refine_options, surface, descriptor_options) -> dict:
         out = {
+            "orientation": descriptor_options.pop("orientation", DEFAULT_ORIENTATION),
             "same_part": same_part,
             "refine": refine or False,
             "refine_options": dict(refine_options or {}),
@@ -179,13 +212,14 @@ class Aligner:
                                    source_name=self.mesh_b.name, target_name=self.mesh_a.name, **kw)
         return a_to_b, b_to_a
 
-    def align(self, *, descriptors: tuple | None = None, same_part: bool = True, refine: bool | RefineMethod = "zoomout",
+    def align(self, *, descriptors: tuple | None = None, same_part: bool = True, refine: bool | RefineMethod = "consistent",
               refine_options: dict | None = None, surface: bool = True, progress: bool = False,
               **descriptor_options) -> Alignment:
         """Align the pair; see :func:`align` for the parameters."""
-        refine = "zoomout" if refine is True else refine
+        refine = "consistent" if refine is True else refine
         if refine:
             check_choice("refine", refine, get_args(RefineMethod))
+        descriptor_options = dict(descriptor_options)
         options = self._options(descriptors, same_part, refine, refine_options, surface, descriptor_options)
         timings: dict[str, float] = {}
 
@@ -206,20 +240,24 @@ class Aligner:
                 raise ValueError(f"{w} has {len(d)} rows but mesh {m.name!r} has {m.n_vertices} vertices")
 
         t0 = time.perf_counter()
-        a_to_b, b_to_a = self._match(desc_a, desc_b, same_part)
+        # matching and refinement see the orientation columns too; the result keeps (V, L)
+        ext_a, ext_b = with_orientation(self.mesh_a, desc_a, self.mesh_b, desc_b, float(options["orientation"]))
+        a_to_b, b_to_a = self._match(ext_a, ext_b, same_part)
         stage("match", t0)
         if refine:
             from .refine import refine_maps
 
             t0 = time.perf_counter()
-            ropts = {"same_part": same_part, **(refine_options or {})}
+            ropts = {"same_part": same_part, "progress": progress, **(refine_options or {})}
+            if refine == "consistent":
+                ropts.setdefault("surface", surface)
             a_to_b, b_to_a = refine_maps(self.mesh_a, self.mesh_b, a_to_b, b_to_a, method=refine, parts_a=self.parts_a,
-                                         parts_b=self.parts_b, desc_a=desc_a, desc_b=desc_b, **ropts)
+                                         parts_b=self.parts_b, desc_a=ext_a, desc_b=ext_b, **ropts)
             stage("refine", t0)
-        if surface:
+        if surface and not a_to_b.has_surface:
             t0 = time.perf_counter()
-            a_to_b = _with_surface(a_to_b, desc_a, desc_b, self.mesh_b)
-            b_to_a = _with_surface(b_to_a, desc_b, desc_a, self.mesh_a)
+            a_to_b = _with_surface(a_to_b, ext_a, ext_b, self.mesh_b)
+            b_to_a = _with_surface(b_to_a, ext_b, ext_a, self.mesh_a)
             stage("surface", t0)
         metadata = {
             "mesh_a": {"name": self.mesh_a.name, "sha1": self.mesh_a.sha1, "n_vertices": self.mesh_a.n_vertices},
@@ -229,7 +267,8 @@ class Aligner:
         return Alignment(a_to_b=a_to_b, b_to_a=b_to_a, desc_a=desc_a, desc_b=desc_b, part_names=tuple(self.parts_a.names),
                          parts_a=self.parts_a, parts_b=self.parts_b, options=options, timings=timings, metadata=metadata)
 
-    def quality(self, alignment: Alignment, *, ground_truth_b_to_a=None, geodesic: bool = True) -> dict:
+    def quality(self, alignment: Alignment, *, ground_truth_b_to_a=None, geodesic: bool = True,
+                geodesic_sample: int | None = QUALITY_SAMPLE, surface: bool = False, progress: bool = False) -> dict:
         """Map quality of both directions, with the kept solvers.
 
         Parameters
@@ -240,6 +279,16 @@ class Aligner:
             The true A point of each B vertex (see :func:`~densemap.mapping.quality.map_quality`),
             e.g. :func:`densemap.data.chimp_to_human_ground_truth` for the embedded pair.
         geodesic : bool
+        geodesic_sample : int or None
+            Geodesic metrics (round trip, ground-truth error) on this many random source
+            vertices per direction (seeded), one distance field each; None: all of them.
+            The default (:data:`QUALITY_SAMPLE`) keeps the report to a few hundred
+            solves; the standard error of the mean is then ~3% of it.
+        surface : bool
+            Score the surface points (when the maps have them) for the ground-truth
+            error and the stretch.
+        progress : bool
+            tqdm bars over the geodesic solves.
 
         Returns
         -------
@@ -247,7 +296,8 @@ class Aligner:
             ``{"a_to_b": {...}, "b_to_a": {...}}``, each from :func:`map_quality`
             (part agreement, coverage, stretch, round-trip consistency, ground-truth error).
         """
-        kw = dict(geodesic=geodesic, device=self.device)
+        kw = dict(geodesic=geodesic, device=self.device, geodesic_sample=geodesic_sample, surface=surface,
+                  progress=progress)
         solvers = dict(solver_a=self.solver_a, solver_b=self.solver_b) if geodesic else {}
         return {
             "a_to_b": map_quality(self.mesh_a, self.mesh_b, alignment.a_to_b, parts_a=self.parts_a, parts_b=self.parts_b,
@@ -266,7 +316,7 @@ def align(
     *,
     descriptors: tuple | None = None,
     same_part: bool = True,
-    refine: bool | RefineMethod = "zoomout",
+    refine: bool | RefineMethod = "consistent",
     refine_options: dict | None = None,
     surface: bool = True,
     common_time_step: bool = True,
@@ -288,9 +338,12 @@ def align(
     same_part : bool
         Match (and refine) only within the same part (default; see docs/alignment.md
         for the measurements behind the defaults).
-    refine : bool or "zoomout"
-        Spectral refinement of both maps (:func:`densemap.mapping.refine.refine_maps`);
-        True means "zoomout" (the default). ``refine_options`` go to it (k_init, k_final, ...).
+    refine : bool or {"consistent", "zoomout"}
+        Spectral refinement of both maps (:func:`densemap.mapping.refine.refine_maps`):
+        "consistent" (the default; True means it) refines both directions with a
+        bijectivity term, and gives the surface points in the final spectral embedding;
+        "zoomout" is the paper's ZoomOut. ``refine_options`` go to it (k_init, k_final,
+        bijective_weight, max_samples, ...).
     surface : bool
         Add surface points (:func:`~densemap.mapping.matching.surface_points`) to both maps.
     common_time_step, t_scale, length_scale
@@ -302,7 +355,7 @@ def align(
     **descriptor_options
         Passed to :func:`densemap.descriptors.part_descriptors` (weighting, sources,
         normalize, seed, ...); ``method`` picks the geodesic method. ``sources`` defaults
-        to :data:`DEFAULT_SOURCES` (64 sampled sources per part: the same ground-truth
+        to :data:`DEFAULT_SOURCES` (16 sampled sources per part: the same ground-truth
         error as all sources on the embedded pair, at a quarter of the time).
 
     Returns

@@ -28,20 +28,33 @@ def _field_at(rows: np.ndarray, where: np.ndarray, vmap: VertexMap | None, sel: 
     return rows[np.arange(len(sel)), where]
 
 
-def _geodesic_pairs(solver, src: np.ndarray, dst: np.ndarray, chunk: int, vmap=None, surface=False) -> np.ndarray:
+def _geodesic_pairs(solver, src: np.ndarray, dst: np.ndarray, chunk: int, vmap=None, surface=False,
+                    progress: bool = False) -> np.ndarray:
     """Geodesic distance from vertex ``src[i]`` to vertex ``dst[i]`` (or to ``vmap``'s surface point i).
 
     One distance field per unique source vertex, computed ``chunk`` sources at a time.
     """
+    from tqdm.auto import tqdm
+
     out = np.zeros(len(src))
     uniq, inv = np.unique(src, return_inverse=True)
     order = np.argsort(inv, kind="stable")
     bounds = np.searchsorted(inv[order], np.arange(0, len(uniq) + chunk, chunk))
-    for c, s in enumerate(range(0, len(uniq), chunk)):
+    for c, s in enumerate(tqdm(range(0, len(uniq), chunk), desc="quality geodesics", unit="chunk",
+                               disable=not progress, leave=False)):
         rows = np.asarray(solver.distances(uniq[s : s + chunk]), dtype=np.float64)
         sel = order[bounds[c] : bounds[c + 1]]
         out[sel] = _field_at(rows[inv[sel] - s], dst[sel], vmap, sel, surface)
     return out
+
+
+def _subset(vmap: VertexMap, rows: np.ndarray) -> VertexMap:
+    """The map restricted to source vertices ``rows``."""
+    if len(rows) == len(vmap):
+        return vmap
+    pick = lambda a: None if a is None else a[rows]  # noqa: E731
+    return VertexMap(vmap.indices[rows], vmap.distances[rows], faces=pick(vmap.faces), bary=pick(vmap.bary),
+                     corners=pick(vmap.corners), n_target=vmap.n_target)
 
 
 def _solver(mesh: Mesh, given, device):
@@ -110,20 +123,31 @@ def edge_stretch(mesh_a: Mesh, mesh_b: Mesh, a_to_b: VertexMap, *, surface: bool
     return out
 
 
+def _sample(n: int, sample: int | None, seed: int = 0) -> np.ndarray:
+    """All of ``0..n-1``, or ``sample`` of them drawn without replacement (seeded), sorted."""
+    if sample is None or sample >= n:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).choice(n, int(sample), replace=False))
+
+
 def round_trip_consistency(mesh_a: Mesh, a_to_b: VertexMap, b_to_a: VertexMap, *, geodesic: bool = True,
-                           solver_a=None, device=None, chunk: int = 256) -> dict:
+                           solver_a=None, device=None, chunk: int = 256, sample: int | None = None,
+                           progress: bool = False) -> dict:
     """``consistency_mean``/``_median``: distance on A from a vertex to its A -> B -> A round
-    trip, over ``sqrt(area_A)`` (geodesic, or Euclidean with ``geodesic=False``)."""
-    na = mesh_a.n_vertices
-    rt = b_to_a.indices[a_to_b.indices]
+    trip, over ``sqrt(area_A)`` (geodesic, or Euclidean with ``geodesic=False``); with
+    ``sample``, over that many random A vertices (seeded)."""
+    rows = _sample(mesh_a.n_vertices, sample)
+    na = len(rows)
+    rt = b_to_a.indices[a_to_b.indices[rows]]
     d = np.zeros(na)
-    moved = np.flatnonzero(rt != np.arange(na))
+    moved = np.flatnonzero(rt != rows)
     if len(moved):
         if geodesic:
             # distance fields from the round-trip ends: maps collapse, so these are few
-            d[moved] = _geodesic_pairs(_solver(mesh_a, solver_a, device), rt[moved], moved, chunk)
+            d[moved] = _geodesic_pairs(_solver(mesh_a, solver_a, device), rt[moved], rows[moved], chunk,
+                                       progress=progress)
         else:
-            d[moved] = np.linalg.norm(mesh_a.vertices[rt[moved]] - mesh_a.vertices[moved], axis=1)
+            d[moved] = np.linalg.norm(mesh_a.vertices[rt[moved]] - mesh_a.vertices[rows[moved]], axis=1)
     d /= np.sqrt(max(mesh_a.area, 1e-300))
     return {"consistency_mean": float(d.mean()), "consistency_median": float(np.median(d))}
 
@@ -148,15 +172,18 @@ def _ground_truth_points(mesh_b: Mesh, n_a: int, ground_truth) -> tuple[np.ndarr
 
 
 def ground_truth_error(mesh_b: Mesh, a_to_b: VertexMap, ground_truth, *, geodesic: bool = True, surface: bool = False,
-                       solver_b=None, device=None, chunk: int = 256) -> dict:
+                       solver_b=None, device=None, chunk: int = 256, sample: int | None = None,
+                       progress: bool = False) -> dict:
     """``gt_error_mean``/``_median``/``_p90``: distance on B from each mapped point to its true
-    match, over ``sqrt(area_B)`` (see :func:`map_quality` for the conventions)."""
+    match, over ``sqrt(area_B)`` (see :func:`map_quality` for the conventions); with
+    ``sample``, over that many random A vertices (seeded)."""
     g_vert, g_pos = _ground_truth_points(mesh_b, len(a_to_b), ground_truth)
+    rows = _sample(len(a_to_b), sample)
     if geodesic:
-        err = _geodesic_pairs(_solver(mesh_b, solver_b, device), g_vert, a_to_b.indices, chunk, vmap=a_to_b,
-                              surface=surface)
+        err = _geodesic_pairs(_solver(mesh_b, solver_b, device), g_vert[rows], a_to_b.indices[rows], chunk,
+                              vmap=_subset(a_to_b, rows), surface=surface, progress=progress)
     else:
-        err = np.linalg.norm(a_to_b.points(mesh_b, surface=surface) - g_pos, axis=1)
+        err = np.linalg.norm(a_to_b.points(mesh_b, surface=surface)[rows] - g_pos[rows], axis=1)
     return _stats(err / np.sqrt(max(mesh_b.area, 1e-300)), "gt_error")
 
 
@@ -175,6 +202,8 @@ def map_quality(
     solver_b=None,
     device=None,
     chunk: int = 256,
+    geodesic_sample: int | None = None,
+    progress: bool = False,
 ) -> dict:
     """Score a map from mesh A to mesh B: every metric that the inputs allow.
 
@@ -197,6 +226,12 @@ def map_quality(
         the edge stretch and ground-truth error.
     solver_a, solver_b : object with ``.distances(sources) -> (S, V)``, optional
         Prefactored geodesic solvers to reuse (default: :class:`~densemap.geodesics.GeodesicSolver`).
+    geodesic_sample : int, optional
+        Estimate the consistency and the ground-truth error on this many random A
+        vertices (seeded; one distance field each) instead of all; the result then
+        holds ``geodesic_sample``. None: every vertex.
+    progress : bool
+        tqdm bars over the geodesic chunks.
 
     Returns
     -------
@@ -234,8 +269,11 @@ def map_quality(
         if len(b_to_a) != nb or (len(b_to_a) and b_to_a.indices.max() >= na):
             raise ValueError(f"b_to_a must map the {nb} vertices of {mesh_b.name!r} to the {na} of {mesh_a.name!r}")
         out.update(round_trip_consistency(mesh_a, a_to_b, b_to_a, geodesic=geodesic, solver_a=solver_a, device=device,
-                                          chunk=chunk))
+                                          chunk=chunk, sample=geodesic_sample, progress=progress))
     if ground_truth is not None:
         out.update(ground_truth_error(mesh_b, a_to_b, ground_truth, geodesic=geodesic, surface=surface,
-                                      solver_b=solver_b, device=device, chunk=chunk))
+                                      solver_b=solver_b, device=device, chunk=chunk, sample=geodesic_sample,
+                                      progress=progress))
+    if geodesic_sample is not None and geodesic_sample < mesh_a.n_vertices:
+        out["geodesic_sample"] = int(geodesic_sample)
     return out

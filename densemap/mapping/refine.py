@@ -23,118 +23,25 @@ functional map ``C`` (k x k) carries coefficients of functions on B to A:
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from typing import Literal, get_args
 
 import numpy as np
-import scipy.linalg
-import scipy.sparse as sp
-import scipy.sparse.linalg
 
 from .._validate import check_choice
-from ..laplacian import LaplacianKind, mesh_laplacian
+from ..laplacian import LaplacianKind
 from ..mesh import Mesh
 from ..parts import PartLabels, match_parts
-from .matching import MatchBackend, match_descriptors
+from .basis import EIGEN_DENSE_MAX_VERTICES, Eigensolver, clear_basis_cache, laplacian_basis
+from .consistent import consistent_zoomout, spectral_embeddings, spread_samples
+from .matching import MatchBackend, match_descriptors, surface_points
 from .vertex_map import VertexMap
 
-__all__ = ["laplacian_basis", "zoomout", "refine_map", "refine_maps", "clear_basis_cache"]
+__all__ = ["laplacian_basis", "zoomout", "refine_map", "refine_maps", "clear_basis_cache", "EIGEN_DENSE_MAX_VERTICES"]
 
-Method = Literal["zoomout"]
-
-# below this many vertices a dense generalized eigensolver is faster and more robust
-EIGEN_DENSE_MAX_VERTICES = 1500
-_CACHE_SIZE = 8
-_BASIS_CACHE: OrderedDict = OrderedDict()
+Method = Literal["consistent", "zoomout"]
 
 
-def clear_basis_cache() -> None:
-    """Forget the eigenbases kept in memory."""
-    _BASIS_CACHE.clear()
-
-
-def laplacian_basis(mesh: Mesh, k: int, *, laplacian: LaplacianKind = "cotan") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The first ``k`` Laplace-Beltrami eigenpairs of a mesh scaled to unit area.
-
-    Cached in memory per mesh sha1 (the last few meshes).
-
-    Parameters
-    ----------
-    mesh : Mesh
-    k : int
-        Number of eigenpairs (at most ``V - 1``).
-    laplacian : {"cotan", "robust"}
-        Cotangent Laplacian with barycentric lumped mass, or ``robust_laplacian``'s
-        intrinsic-Delaunay one (for poor triangulations); see :mod:`densemap.laplacian`.
-
-    Returns
-    -------
-    evals : (k,) float
-        Ascending eigenvalues (of the unit-area mesh).
-    evecs : (V, k) float
-        Eigenfunctions, orthonormal for ``mass``.
-    mass : (V,) float
-        Lumped vertex areas of the unit-area mesh (they sum to 1).
-
-    Examples
-    --------
-    >>> from densemap.data import reference
-    >>> evals, evecs, mass = laplacian_basis(reference("chimp").mesh, 5)
-    >>> evecs.shape, round(float(mass.sum()), 6), bool(abs(evals[0]) < 1e-6)
-    ((7049, 5), 1.0, True)
-    """
-    check_choice("laplacian", laplacian, get_args(LaplacianKind))
-    n = mesh.n_vertices
-    k = int(k)
-    if not 1 <= k < n:
-        raise ValueError(f"k must be in 1..{n - 1} for mesh {mesh.name!r} with {n} vertices, got {k}")
-    key = (mesh.sha1, laplacian)
-    hit = _BASIS_CACHE.get(key)
-    if hit is not None and hit[1].shape[1] >= k:
-        _BASIS_CACHE.move_to_end(key)
-        return hit[0][:k], hit[1][:, :k], hit[2]
-    lap, mass = mesh_laplacian(mesh.vertices, mesh.faces, laplacian)
-    mass = mass / mass.sum()
-    # stray vertices have no area: a tiny mass keeps M positive definite
-    mass = np.maximum(mass, 1e-12 / n)
-    if n <= EIGEN_DENSE_MAX_VERTICES:
-        # M is diagonal: solve the standard problem for M^-1/2 L M^-1/2, then phi = M^-1/2 psi
-        r = 1.0 / np.sqrt(mass)
-        a = lap.toarray() * r[:, None] * r[None, :]
-        evals, psi = scipy.linalg.eigh(0.5 * (a + a.T), subset_by_index=[0, k - 1])
-        evecs = psi * r[:, None]
-    else:
-        # shift-invert just below 0: L - sigma M is positive definite
-        evals, evecs = scipy.sparse.linalg.eigsh(lap.tocsc(), k=k, M=sp.diags(mass).tocsc(), sigma=-1e-2, which="LM")
-        order = np.argsort(evals)
-        evals, evecs = evals[order], evecs[:, order]
-    evecs = np.ascontiguousarray(evecs)
-    for a in (evals, evecs, mass):
-        a.setflags(write=False)
-    _BASIS_CACHE[key] = (evals, evecs, mass)
-    _BASIS_CACHE.move_to_end(key)
-    while len(_BASIS_CACHE) > _CACHE_SIZE:
-        _BASIS_CACHE.popitem(last=False)
-    return evals, evecs, mass
-
-
-def _fmap(phi_a, mass_a, phi_b, a_to_b):
-    """C (k x k) with ``Phi_a @ C ~ Pi_ab @ Phi_b``: the mass-weighted projection."""
-    return phi_a.T @ (mass_a[:, None] * phi_b[a_to_b])
-
-
-def _desc_scale(desc_a, desc_b) -> float:
-    """1 / RMS deviation of the descriptors over both meshes (0 if constant)."""
-    both = np.concatenate([desc_a, desc_b])
-    rms = np.sqrt(((both - both.mean(0)) ** 2).sum(1).mean())
-    return 1.0 / rms if rms > 0 else 0.0
-
-
-def _schedule(k_init: int, k_max: int, step: int) -> list[int]:
-    ks = list(range(min(k_init, k_max), k_max + 1, max(int(step), 1)))
-    if ks[-1] != k_max:
-        ks.append(k_max)
-    return ks
+from .consistent import _desc_scale, _fmap, _schedule  # noqa: E402  (shared with the consistent form)
 
 
 def zoomout(phi_a, mass_a, phi_b, mass_b, a_to_b, b_to_a=None, *, k_init: int = 20, step: int = 5,
@@ -189,7 +96,8 @@ def zoomout(phi_a, mass_a, phi_b, mass_b, a_to_b, b_to_a=None, *, k_init: int = 
     k_max = min(phi_a.shape[1], phi_b.shape[1])
     use_desc = desc_weight > 0 and desc_a is not None and desc_b is not None
     s = _desc_scale(desc_a, desc_b) if use_desc else 0.0
-    nn = dict(same_part=labels_a is not None, device=device, backend=backend)
+    # brute force (one GEMM per part) beats a KD-tree in these 100+ dimensions
+    nn = dict(same_part=labels_a is not None, device=device, backend="torch" if backend == "auto" else backend)
 
     def p2p(emb_src, emb_tgt, d_src, d_tgt, l_src, l_tgt, k):
         if use_desc:
@@ -244,10 +152,11 @@ def refine_maps(
     a_to_b: VertexMap,
     b_to_a: VertexMap | None = None,
     *,
-    method: Method = "zoomout",
+    method: Method = "consistent",
     k_init: int = 20,
     k_final: int = 120,
     step: int = 5,
+    bijective_weight: float = 1.0,
     same_part: bool = False,
     parts_a: PartLabels | None = None,
     parts_b: PartLabels | None = None,
@@ -255,10 +164,17 @@ def refine_maps(
     desc_b=None,
     desc_weight: float = 0.0,
     laplacian: LaplacianKind = "cotan",
+    eigensolver: Eigensolver = "auto",
+    max_samples: int | None = 4000,
+    agree: bool = True,
+    label_penalty: float = 0.0,
+    assign: bool = False,
+    surface: bool = False,
     device=None,
     backend: MatchBackend = "auto",
+    progress: bool = False,
 ) -> tuple[VertexMap, VertexMap | None]:
-    """Refine a vertex map from A to B (and jointly its reverse) by ZoomOut.
+    """Refine a vertex map from A to B (and jointly its reverse) in Laplacian eigenbases.
 
     Parameters
     ----------
@@ -267,29 +183,55 @@ def refine_maps(
         The initial map (e.g. the descriptor map).
     b_to_a : VertexMap, optional
         The initial reverse map; when given both are refined together (one functional
-        map per step, the mean of the two directions' estimates), which averages out
-        errors of either.
-    method : {"zoomout"}
+        map per step, the mean of the two directions' estimates).
+    method : {"consistent", "zoomout"}
+        ``"consistent"`` (:func:`~densemap.mapping.consistent.consistent_zoomout`): both
+        maps, each pulled toward the other's inverse by a bijectivity term (Ren et al.
+        2021); ``"zoomout"``: the paper's ZoomOut (Melzi et al. 2019, :func:`zoomout`).
     k_init, k_final, step : int
         The eigenbasis grows from ``k_init`` to ``k_final`` functions by ``step``
         (capped at ``V - 1``).
+    bijective_weight : float
+        Weight of the bijectivity term (``"consistent"`` only; 0 = ZoomOut per direction).
     same_part : bool
         Nearest neighbours only within the same part (needs ``parts_a``, ``parts_b``),
         so the refined map keeps the descriptor map's semantics.
     desc_a, desc_b : (V_a, L), (V_b, L) float, optional
         Part descriptors, appended to the spectral embedding in the nearest-neighbour
-        step (see :func:`zoomout`); also used to report ``distances``.
+        step; also used to report ``distances``.
     desc_weight : float
-        0 = plain ZoomOut; 1 = descriptors weigh as much as the spectral coordinates.
+        0 = no descriptors; 1 = descriptors weigh as much as the spectral coordinates.
     laplacian : {"cotan", "robust"}
+    eigensolver : str
+        See :func:`~densemap.mapping.basis.laplacian_basis`.
+    max_samples : int or None
+        ``"consistent"``: iterate on at most this many spread vertices per mesh, then
+        compute the full-resolution maps once from the final functional maps (None:
+        every vertex).
+    label_penalty : float
+        ``"consistent"`` with ``same_part``: the final step may match into adjacent parts
+        at this penalty (see :func:`~densemap.mapping.consistent.consistent_zoomout`);
+        0 keeps every match in its own part.
+    assign : bool
+        ``"consistent"``: one-to-one assignments in the final step for the parts where
+        the source is the sparser mesh (see :func:`~densemap.mapping.consistent.consistent_zoomout`).
+    agree : bool
+        ``"consistent"``: one functional map for both directions (see
+        :func:`~densemap.mapping.consistent.consistent_zoomout`).
+    surface : bool
+        ``"consistent"``: also give each map surface points, the closest point in the
+        final embedding within the matched vertex's cell (the part of its one-ring
+        where it keeps the largest barycentric weight, so the point stays in its part).
     device, backend
         Where the nearest-neighbour searches run (see :func:`match_descriptors`).
+    progress : bool
+        tqdm bars over the refinement steps.
 
     Returns
     -------
     a_to_b : VertexMap
-        The refined map: no surface points; ``distances`` are the descriptor distances
-        of the new matches (NaN without descriptors).
+        The refined map; ``distances`` are the descriptor distances of the new matches
+        (NaN without descriptors).
     b_to_a : VertexMap or None
         The refined reverse map when ``b_to_a`` was given.
     """
@@ -304,19 +246,60 @@ def refine_maps(
         parts_b = match_parts(parts_a.check_mesh(mesh_a), parts_b.check_mesh(mesh_b))
         labels_a, labels_b = parts_a.labels, parts_b.labels
     desc_a, desc_b = _check_descriptors(mesh_a, mesh_b, desc_a, desc_b)
-    if desc_weight < 0:
-        raise ValueError(f"desc_weight must be >= 0, got {desc_weight}")
+    if desc_weight < 0 or bijective_weight < 0:
+        raise ValueError(f"desc_weight and bijective_weight must be >= 0, got {desc_weight}, {bijective_weight}")
     k_max = min(k_final, mesh_a.n_vertices - 1, mesh_b.n_vertices - 1)
-    _, phi_a, mass_a = laplacian_basis(mesh_a, k_max, laplacian=laplacian)
-    _, phi_b, mass_b = laplacian_basis(mesh_b, k_max, laplacian=laplacian)
-    ia, ib = zoomout(
-        phi_a, mass_a, phi_b, mass_b, a_to_b.indices, None if b_to_a is None else b_to_a.indices,
-        k_init=k_init, step=step, labels_a=labels_a, labels_b=labels_b, desc_a=desc_a, desc_b=desc_b,
-        desc_weight=float(desc_weight), device=device, backend=backend,
-    )
-    out_a = _refined(a_to_b, ia, desc_a, desc_b)
-    out_b = None if b_to_a is None else _refined(b_to_a, ib, desc_b, desc_a)
-    return out_a, out_b
+    from tqdm.auto import tqdm
+
+    bases = [laplacian_basis(m, k_max, laplacian=laplacian, eigensolver=eigensolver)
+             for m in tqdm((mesh_a, mesh_b), desc="Laplacian eigenbases", unit="mesh", disable=not progress, leave=False)]
+    (_, phi_a, mass_a), (_, phi_b, mass_b) = bases
+    if method == "zoomout":
+        ia, ib = zoomout(
+            phi_a, mass_a, phi_b, mass_b, a_to_b.indices, None if b_to_a is None else b_to_a.indices,
+            k_init=k_init, step=step, labels_a=labels_a, labels_b=labels_b, desc_a=desc_a, desc_b=desc_b,
+            desc_weight=float(desc_weight), device=device, backend=backend,
+        )
+        out_a = _refined(a_to_b, ia, desc_a, desc_b)
+        return out_a, None if b_to_a is None else _refined(b_to_a, ib, desc_b, desc_a)
+    samples = [None, None]
+    if max_samples is not None:
+        for i, (mesh, mass, lab) in enumerate(((mesh_a, mass_a, labels_a), (mesh_b, mass_b, labels_b))):
+            if mesh.n_vertices > max_samples:
+                samples[i] = spread_samples(mesh.vertices, mass, int(max_samples), lab)
+    neighbours = None
+    if same_part and label_penalty > 0:
+        from ..parts import part_adjacency
+
+        g = part_adjacency(mesh_a, parts_a)
+        neighbours = {k: np.array([k] + [parts_a.index(m) for m in g.neighbors(n)]) for k, n in enumerate(parts_a.names)}
+    ib = None if b_to_a is None else b_to_a.indices
+    res = consistent_zoomout(phi_a, mass_a, phi_b, mass_b, a_to_b.indices, ib, k_init=k_init, step=step,
+                             bijective_weight=float(bijective_weight), labels_a=labels_a, labels_b=labels_b,
+                             desc_a=desc_a, desc_b=desc_b, desc_weight=float(desc_weight), samples_a=samples[0],
+                             samples_b=samples[1], agree=bool(agree), neighbours=neighbours,
+                             label_penalty=float(label_penalty), assign=bool(assign), device=device,
+                             progress=progress)
+    out_a = _refined(a_to_b, res.a_to_b, desc_a, desc_b)
+    rev = b_to_a if b_to_a is not None else VertexMap(res.b_to_a, np.zeros(len(res.b_to_a)), source_name=a_to_b.target_name,
+                                                     target_name=a_to_b.source_name, n_target=mesh_a.n_vertices)
+    out_b = _refined(rev, res.b_to_a, desc_b, desc_a)
+    if surface:
+        w, ds = res.weights
+        pa, pb = phi_a[:, :k_max], phi_b[:, :k_max]
+        for which in ("a", "b"):
+            src, tgt = (pa, pb) if which == "a" else (pb, pa)
+            c_st, c_ts = (res.c_ab, res.c_ba) if which == "a" else (res.c_ba, res.c_ab)
+            d_s, d_t = (desc_a, desc_b) if which == "a" else (desc_b, desc_a)
+            # the functional map's image and the descriptors (the bijectivity block only
+            # re-weighs the same evidence, at twice the cost)
+            q, t = spectral_embeddings(src, tgt, c_st, c_ts, 0.0, d_s, d_t, ds)
+            vmap, target = (out_a, mesh_b) if which == "a" else (out_b, mesh_a)
+            f, bary, _ = surface_points(q, t, target, vmap.indices, within="cell")
+            corners = np.where(f[:, None] >= 0, target.faces[np.maximum(f, 0)], vmap.indices[:, None])
+            vmap = vmap.with_surface(f, bary, corners)
+            out_a, out_b = (vmap, out_b) if which == "a" else (out_a, vmap)
+    return out_a, out_b if b_to_a is not None else None
 
 
 def refine_map(mesh_a: Mesh, mesh_b: Mesh, a_to_b: VertexMap, b_to_a: VertexMap | None = None, **options) -> VertexMap:
