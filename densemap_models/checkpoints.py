@@ -99,7 +99,8 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
                                   f"({unsupported[:160]}); densemap checkpoints never do, so it was not made by "
                                   "densemap or was tampered with") from None
         raise CheckpointError(f"{p}: cannot read the checkpoint (not a torch checkpoint file)") from None
-    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError, KeyError, AttributeError) as exc:
+    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError, KeyError, AttributeError,
+            IndexError, TypeError) as exc:
         raise CheckpointError(f"{p}: cannot read the checkpoint ({type(exc).__name__}: {str(exc)[:160]})") from None
     if not isinstance(obj, dict) or "config" not in obj or ("model" not in obj and "model_file" not in obj):
         raise CheckpointError(f"{p}: not a densemap checkpoint (expected a dict with 'config' and 'model')")

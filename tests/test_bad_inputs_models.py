@@ -84,13 +84,9 @@ def test_a_checkpoint_that_would_run_code_is_refused(tmp_path, cmd):
     assert not (tmp_path / "ran").exists(), "the pickled payload ran"
 
 
-# torch.load(weights_only=True) raises IndexError on a text file, which read_checkpoint
-# (densemap_models/checkpoints.py, not this suite's to change) does not catch yet: the
-# boundary says "internal error". strict: the case passes as soon as it is caught.
-_TEXT_FILE = pytest.mark.xfail(strict=True, reason="read_checkpoint does not catch IndexError from torch.load")
 
 
-@pytest.mark.parametrize("kind", ["truncated", pytest.param("garbage", marks=_TEXT_FILE), "flipped", "not-densemap"])
+@pytest.mark.parametrize("kind", ["truncated", "garbage", "flipped", "not-densemap"])
 @pytest.mark.parametrize("cmd", ["eval", "train-init", "train-resume"])
 def test_corrupt_checkpoints_are_refused(tmp_path, cmd, kind):
     if kind == "flipped" and cmd == "train-resume":
