@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import os
 
+import tempfile
+
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# the tests (and the commands they start) keep their eigenbases in a private cache, never the user's
+os.environ["DENSEMAP_CACHE"] = tempfile.mkdtemp(prefix="densemap-test-cache-")
 
 import numpy as np
 import pytest
