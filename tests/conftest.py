@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import os
 
+import atexit
+import shutil
 import tempfile
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 # the tests (and the commands they start) keep their eigenbases in a private cache, never the user's
 os.environ["DENSEMAP_CACHE"] = tempfile.mkdtemp(prefix="densemap-test-cache-")
+atexit.register(shutil.rmtree, os.environ["DENSEMAP_CACHE"], ignore_errors=True)
 
 import numpy as np
 import pytest
