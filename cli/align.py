@@ -18,14 +18,17 @@ from .options import (check_outputs, device_option, echo_log, echo_result, libra
 @device_option("geodesics and matching")
 @click.option("--weighting", type=click.Choice(["area", "vertex"]), default="area", show_default=True,
               help="Source weights in a part's mean: vertex area, or equal per vertex (the paper).")
-@click.option("--sources", default="64", show_default=True,
+@click.option("--sources", default=None, show_default="16, the library's DEFAULT_SOURCES",
               help="Geodesic sources: an integer m of sampled sources per part, or 'all' labelled vertices.")
 @click.option("--normalize", type=click.Choice(["log", "part", "part-sqrt", "std", "global", "none"]), default="log",
               show_default=True, help="Descriptor column normalisation ('part' is the paper's).")
 @click.option("--same-part/--any-part", default=True, show_default=True,
               help="Match (and refine) only between vertices of the same part.")
-@click.option("--refine/--no-refine", default=True, show_default=True,
-              help="Spectral (ZoomOut) refinement of the descriptor map.")
+@click.option("--refine", type=click.Choice(["consistent", "zoomout", "none"]), default="consistent",
+              show_default=True,
+              help="Spectral refinement of both maps: together with a bijectivity term, the paper's ZoomOut "
+                   "(each direction alone), or none.")
+@click.option("--no-refine", "no_refine", is_flag=True, help="Same as --refine none.")
 @click.option("--render/--no-render", default=True, show_default=True, help="Write PNG pictures.")
 @click.option("--repair", is_flag=True,
               help="Weld coincident vertices and drop zero-area, sliver and duplicate faces and vertices in no face "
@@ -33,7 +36,7 @@ from .options import (check_outputs, device_option, echo_log, echo_result, libra
 @click.pass_context
 @library_errors
 def align(ctx, mesh_a, mesh_b, parts_a, parts_b, out_dir, device, weighting, sources, normalize, same_part, refine,
-          render, repair):
+          no_refine, render, repair):
     """Align MESH_A and MESH_B (default: the embedded human and chimpanzee).
 
     Writes alignment.npz, descriptors_a.npy, descriptors_b.npy, report.json and PNG
@@ -43,13 +46,14 @@ def align(ctx, mesh_a, mesh_b, parts_a, parts_b, out_dir, device, weighting, sou
     from densemap.mapping import run_align
     from densemap.mapping.outputs import OUTPUT_NAMES
 
-    n_sources = parse_sources(sources)
+    source_option = {} if sources is None else {"sources": parse_sources(sources)}
+    refine = False if no_refine or refine == "none" else refine
     check_outputs([("-o", out_dir, "dir", OUTPUT_NAMES, 32 << 20)],
                   {"MESH_A": mesh_a, "MESH_B": mesh_b, "--parts-a": parts_a, "--parts-b": parts_b})
     talk = verbosity(ctx) > 0
     run = run_align(mesh_a, mesh_b, parts_a=parts_a, parts_b=parts_b, out_dir=out_dir, device=resolve_device(device),
-                    render=render, progress=talk, repair=repair, weighting=weighting, sources=n_sources,
-                    normalize=normalize, same_part=same_part, refine=refine)
+                    render=render, progress=talk, repair=repair, weighting=weighting, normalize=normalize,
+                    same_part=same_part, refine=refine, **source_option)
     if run.pictures_skipped:
         echo_log(ctx, f"pictures skipped: {run.pictures_skipped}")
     echo_result(_summary(run.report, run.files))

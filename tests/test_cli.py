@@ -62,6 +62,24 @@ def test_align_two_obj_files_with_groups(tmp_path):
     assert ang.mean() < 0.1
 
 
+def test_align_options_follow_the_library_defaults(tmp_path):
+    """The help states the library's source count; --refine picks the method, none or --no-refine skips it."""
+    from densemap.mapping.pipeline import DEFAULT_SOURCES
+
+    r = CliRunner().invoke(main, ["align", "--help"])
+    assert f"default: ({DEFAULT_SOURCES}," in " ".join(r.output.split())
+    a = icosphere(2)
+    pa = _grouped_obj(tmp_path / "a.obj", a, octant_parts(a))
+    for flag, method in ((["--refine", "zoomout"], "zoomout"), (["--refine", "none"], False), (["--no-refine"], False),
+                         ([], "consistent")):
+        out = tmp_path / f"out{len(flag)}{method}"
+        r = CliRunner().invoke(main, ["align", str(pa), str(pa), "-o", str(out), "--no-render", *flag])
+        assert r.exit_code == 0, r.output
+        opts = json.loads((out / "report.json").read_text())["options"]
+        assert opts["refine"] == method, flag
+        assert opts["descriptor_options"]["sources"] == DEFAULT_SOURCES
+
+
 def _invoke(*args):
     return CliRunner().invoke(main, ["align", *map(str, args), "--no-render", "--sources", "4"])
 

@@ -196,7 +196,9 @@ class Aligner:
             "t_scale": self.t_scale,
             "length_scale": self.length_scale,
             "device": None if self.device is None else str(self.device),
-            "descriptor_options": dict(descriptor_options),
+            # the sources actually used are recorded, the default included
+            "descriptor_options": ({} if descriptors is not None else {"sources": DEFAULT_SOURCES})
+            | dict(descriptor_options),
             "descriptors_given": descriptors is not None,
             "method": self.method,
         }
