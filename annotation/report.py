@@ -8,6 +8,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from densemap._display import Table
 from densemap._io import atomic_path
 
 __all__ = ["KEPT", "MOVED", "DROPPED", "AnnotationRecord", "ConversionReport"]
@@ -110,6 +111,24 @@ class ConversionReport:
         if whole:
             line += f"; {whole} annotations invalid as a whole"
         return line
+
+    def _table(self) -> Table:
+        c, n = self.counts, max(self.n_points, 1)
+        rows = [("annotations", self.n_annotations, None), ("with DensePose points", len(self.records), None),
+                ("points", self.n_points, None)]
+        rows += [(f"points {k}", c[k], c[k] / n) for k in (KEPT, MOVED, DROPPED)]
+        rows += [(f"dropped: {k}", m, m / n) for k, m in self.drop_reasons.most_common()]
+        status = Counter(r.status for r in self.records)
+        rows += [(f"annotations {k}", m, m / max(len(self.records), 1)) for k, m in sorted(status.items())]
+        src, dst = (self.provenance.get(k) if isinstance(self.provenance.get(k), dict) else {} for k in ("source", "target"))
+        title = "Annotation conversion" + (f": {src.get('mesh')} -> {dst.get('mesh')}" if src and dst else "")
+        return Table(title, ("", "count", "fraction"), rows)
+
+    def __repr__(self):
+        return self._table().text()
+
+    def _repr_html_(self):
+        return self._table().html()
 
     def to_json(self) -> dict:
         return {

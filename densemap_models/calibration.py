@@ -11,13 +11,54 @@ import os
 
 import numpy as np
 
+from densemap._display import Table
+
 from .boxes import box_iou_xywh
 from .densepose_ap import gt_points_in_detection
 
-__all__ = ["calibration", "reliability_plot"]
+__all__ = ["calibration", "Calibration", "reliability_plot"]
+
+_SUMMARY = {
+    "uv_points": "u/v points (chart right, inside the best detection)",
+    "uv_rms_error": "RMS |u - u_gt|, |v - v_gt|",
+    "uv_mean_sigma": "mean predicted sigma",
+    "uv_within_1sigma": "fraction with error <= sigma (0.683 if calibrated)",
+    "uv_sigma_error_spearman": "rank correlation of sigma and error",
+    "i_points": "chart points (predicted foreground)",
+    "i_accuracy": "chart accuracy",
+    "i_mean_conf": "mean calibrated confidence",
+    "i_ece": "expected calibration error (lower is better)",
+}
 
 
-def calibration(gt_by_image: dict, preds: list[dict], *, bins: int = 8) -> dict:
+class Calibration(dict):
+    """What :func:`calibration` returns: a ``dict`` (``summary``, ``uv_bins``, ``i_bins``) that
+    shows as a table; :meth:`plot` draws the reliability diagram."""
+
+    def _table(self) -> Table:
+        rows = [(k, v, _SUMMARY.get(k, "")) for k, v in self.get("summary", {}).items()]
+        if self.get("uv_bins"):
+            rows.append(("u/v by predicted sigma: mean sigma -> RMS error (n)",))
+            rows += [(f"sigma {r['sigma_lo']:.3g}..{r['sigma_hi']:.3g}", r["rms_error"],
+                      f"mean sigma {r['mean_sigma']:.3g}, {r['n']} points") for r in self["uv_bins"]]
+        if self.get("i_bins"):
+            rows.append(("chart I by calibrated confidence: accuracy (n)",))
+            rows += [(f"confidence {r['conf_lo']:.3g}..{r['conf_hi']:.3g}", r["accuracy"],
+                      f"mean confidence {r['mean_conf']:.3g}, {r['n']} points") for r in self["i_bins"]]
+        return Table("Calibration", ("", "value", "meaning"), rows)
+
+    def __repr__(self):
+        return self._table().text()
+
+    def _repr_html_(self):
+        return self._table().html()
+
+    def plot(self, path: str | os.PathLike | None = None, *, title: str = ""):
+        """The reliability diagram (:func:`reliability_plot`)."""
+        return reliability_plot(self, path, title=title)
+
+
+def calibration(gt_by_image: dict, preds: list[dict], *, bins: int = 8) -> Calibration:
     """Predicted uncertainty against actual error on annotated points.
 
     For each GT with points, its best detection (box IoU >= 0.5, top 20); at GT points inside it:
@@ -42,7 +83,7 @@ def calibration(gt_by_image: dict, preds: list[dict], *, bins: int = 8) -> dict:
         "i_mean_conf": float(conf.mean()) if len(conf) else None,
         "i_ece": float(ece) if len(conf) else None,
     }
-    return {"summary": summary, "uv_bins": uv_rows, "i_bins": i_rows}
+    return Calibration(summary=summary, uv_bins=uv_rows, i_bins=i_rows)
 
 
 def _calibration_points(gt_by_image: dict, preds: list[dict]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -120,14 +161,26 @@ def _spearman(a: np.ndarray, b: np.ndarray) -> float | None:
     return None if not np.isfinite(r) else float(r)
 
 
-def reliability_plot(calib: dict, path: str | os.PathLike, *, title: str = "") -> None:
-    """Two panels: RMS u/v error vs predicted sigma; chart accuracy vs calibrated confidence."""
-    import matplotlib
+def reliability_plot(calib: dict, path: str | os.PathLike | None = None, *, title: str = ""):
+    """Two panels: RMS u/v error vs predicted sigma; chart accuracy vs calibrated confidence.
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    Parameters
+    ----------
+    calib : dict
+        From :func:`calibration`.
+    path : path-like, optional
+        Where to write the picture (PNG); None: only return the figure.
 
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 4))
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Displayed inline by a notebook. Made without pyplot, so no backend is chosen or
+        changed.
+    """
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(9, 4))
+    a1, a2 = fig.subplots(1, 2)
     rows = calib["uv_bins"]
     if rows:
         s = [r["mean_sigma"] for r in rows]
@@ -160,5 +213,6 @@ def reliability_plot(calib: dict, path: str | os.PathLike, *, title: str = "") -
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    if path is not None:
+        fig.savefig(path, dpi=100, format="png")
+    return fig

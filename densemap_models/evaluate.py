@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from densemap._display import Table
 from densemap.annotation.coco import encode_rle, rle_for_pycocotools
 
 from .calibration import calibration, reliability_plot
@@ -51,7 +52,7 @@ def run_inference(model, dataset, *, device="cpu", max_dets: int = 20, progress:
     out = []
     it = range(len(dataset))
     if progress:
-        from tqdm import tqdm
+        from tqdm.auto import tqdm
 
         it = tqdm(it, desc="inference", unit="img", leave=False)
     for i in it:
@@ -120,6 +121,21 @@ def box_mask_ap(gt: dict, preds: list[dict]) -> dict:
 # ----------------------------------------------------------------------------- all together
 @dataclass
 class EvalResult:
+    """Every metric of :func:`evaluate`; shows as a table (``repr``, and HTML in a notebook).
+
+    Attributes
+    ----------
+    bbox, segm : dict
+        COCO box and mask AP (x100): ``AP``, ``AP50``, ``AP75``, ``APs``, ``APm``, ``APl``.
+    densepose : dict
+        DensePose AP (x100) with GPS and GPSm (``{"GPS": {...}, "GPSm": {...}, "mean_best_GPS": ...}``).
+    calibration : Calibration
+        See :func:`~densemap_models.calibration.calibration`.
+    n_images, n_instances : int
+    extra : dict
+        The target mesh, IoU threshold, detections per image, detections made.
+    """
+
     bbox: dict
     segm: dict
     densepose: dict
@@ -127,6 +143,26 @@ class EvalResult:
     n_images: int
     n_instances: int
     extra: dict = field(default_factory=dict)
+
+    def _table(self) -> Table:
+        rows = [("images", self.n_images), ("instances", self.n_instances)]
+        rows += [(k, v) for k, v in self.extra.items() if not isinstance(v, (dict, list))]
+        if "mean_best_GPS" in self.densepose:
+            rows.append(("mean best GPS", self.densepose["mean_best_GPS"]))
+        for what, d in (("box AP", self.bbox), ("mask AP", self.segm), ("DensePose AP (GPS)", self.densepose.get("GPS")),
+                        ("DensePose AP (GPSm)", self.densepose.get("GPSm"))):
+            if d:
+                rows += [(what,)] + [(k, v) for k, v in d.items()]
+        summary = (self.calibration or {}).get("summary", {})
+        if summary:
+            rows += [("calibration",)] + list(summary.items())
+        return Table("Evaluation (AP x100)", ("", "value"), rows)
+
+    def __repr__(self):
+        return self._table().text()
+
+    def _repr_html_(self):
+        return self._table().html()
 
     def to_dict(self) -> dict:
         return {"n_images": self.n_images, "n_instances": self.n_instances, "bbox": self.bbox, "segm": self.segm,

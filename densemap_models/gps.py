@@ -98,7 +98,7 @@ class GeodesicTarget:
         bounds = np.searchsorted(inv[order], np.arange(0, len(src) + self.chunk, self.chunk))
         it = range(0, len(src), self.chunk)
         if progress:
-            from tqdm import tqdm
+            from tqdm.auto import tqdm
 
             it = tqdm(it, desc="geodesics", unit="chunk", leave=False)
         for c0 in it:

@@ -86,7 +86,7 @@ def iter_teacher_predictions(model, image_paths: Iterable[str | os.PathLike], *,
     paths = [Path(p) for p in image_paths]
     it = paths
     if progress:
-        from tqdm import tqdm
+        from tqdm.auto import tqdm
 
         it = tqdm(paths, desc="pseudo-label", unit="img")
     for p in it:

@@ -314,7 +314,7 @@ def _prepare_out(out: Path, dist: Dist, resumed: tuple | None) -> None:
 
 def train(config: Config, *, data, out: str | os.PathLike, images=None, extra_annotations=(), pseudo=(), init=None,
           init_partial: bool = False, resume: bool = False, max_minutes: float | None = None, device: str = "cpu",
-          progress: bool = True, resumed: tuple | None = None) -> TrainResult:
+          progress: bool = False, resumed: tuple | None = None) -> TrainResult:
     """Train a :class:`~densemap_models.rcnn.DensePoseRCNN`.
 
     Parameters
@@ -345,6 +345,9 @@ def train(config: Config, *, data, out: str | os.PathLike, images=None, extra_an
         Under torchrun each rank uses ``cuda:LOCAL_RANK``.
     resumed : (state, weights), optional
         The loaded training state (what :func:`run_training` passes, having read it already).
+    progress : bool
+        A tqdm bar over the steps (a widget in a notebook); off by default, like every
+        library call.
 
     Raises
     ------
@@ -366,7 +369,7 @@ def train(config: Config, *, data, out: str | os.PathLike, images=None, extra_an
         loader = _loader(dataset, config, step=run.step, dist=dist)
         bar = None
         if progress and dist.main:
-            from tqdm import tqdm
+            from tqdm.auto import tqdm
 
             bar = tqdm(total=config.max_iter, initial=run.step, unit="it", desc="train", dynamic_ncols=True)
         meter = Meter(out, world=dist.world, main=dist.main, t_start=t_start, bar=bar)
@@ -402,7 +405,7 @@ def _checkpoint(out: Path, run: _Run, config: Config, dist: Dist, *, final: bool
 def run_training(out: str | os.PathLike, *, data=None, config=None, overrides=(), values: dict | None = None,
                  images=None, extra_annotations=(), pseudo=(), init=None, init_partial: bool = False,
                  resume: bool = False, max_minutes: float | None = None, device: str = "cpu",
-                 progress: bool = True) -> TrainResult:
+                 progress: bool = False) -> TrainResult:
     """What ``densemap train`` does: choose the config (:func:`densemap_models.recipe.run_config`,
     every choice noted in ``TrainResult.notes``) and :func:`train`.
 

@@ -93,7 +93,9 @@ def test_gl_check_failure_names_packages(monkeypatch, fresh_probe):
 def test_gl_failure_stops_rendering_before_vtk(monkeypatch, fresh_probe, sphere, parts, tmp_path):
     monkeypatch.setattr(gl_probe, "_probe", lambda backend: "test render crashed (signal 11)")
     with pytest.raises(GLBackendError, match="libosmesa6"):
-        viz.render_parts(sphere, parts, tmp_path / "parts.png")
+        viz.render_parts(sphere, parts, tmp_path / "parts.png", fallback=False)
+    with pytest.raises(GLBackendError, match="libosmesa6"):  # exact id colours need VTK
+        viz.render_parts(sphere, parts, tmp_path / "parts.png", ids_as_colors=True)
     assert list(tmp_path.iterdir()) == []
 
 
@@ -280,8 +282,9 @@ def test_write_png_rejects_bad_image(tmp_path):
 @pytest.mark.gl
 def test_render_parts_writes_png_of_requested_size(gl, sphere, parts, tmp_path):
     path = viz.render_parts(sphere, parts, tmp_path / "parts.png", size=(640, 480))
-    assert path == tmp_path / "parts.png"
+    assert path.path == tmp_path / "parts.png" and path.renderer == "vtk" and path.note is None
     img = read_png(path)
+    np.testing.assert_array_equal(np.asarray(path), img)  # the Picture holds what was saved
     assert img.shape == (480, 640, 3)
     assert len(colour_set(img)) > 10  # lit, anti-aliased, with titles and legend
     assert [p.name for p in tmp_path.iterdir()] == ["parts.png"]
@@ -355,3 +358,53 @@ def test_render_meshes_side_by_side(gl, sphere, parts, tmp_path):
         img[:, 200:], viz.part_colors(NAMES)
     )
     assert np.mean(left == right) > 0.98
+
+
+# ----------------------------------------------------------------------------- without GL: matplotlib
+def _dominant(img, box):
+    """The most frequent colour in ``img[y0:y1, x0:x1]``."""
+    (y0, y1), (x0, x1) = box
+    cols, counts = np.unique(img[y0:y1, x0:x1].reshape(-1, 3), axis=0, return_counts=True)
+    return cols[np.argmax(counts)].astype(int)
+
+
+def test_without_gl_pictures_fall_back_to_matplotlib_with_a_note(monkeypatch, fresh_probe, sphere, parts, tmp_path):
+    monkeypatch.setattr(gl_probe, "_probe", lambda backend: "test render crashed (signal 11)")
+    pic = viz.render_parts(sphere, parts, tmp_path / "parts.png", views=("front",), size=(400, 300), legend=False)
+    assert pic.renderer == "matplotlib" and "test render crashed (signal 11)" in pic.note
+    assert "note:" in repr(pic) and "note: drawn with matplotlib" in pic._repr_html_()
+    img = np.asarray(pic)
+    assert img.shape == (300, 400, 3) and img.dtype == np.uint8
+    np.testing.assert_array_equal(read_png(tmp_path / "parts.png"), img)
+    # seen from the front (+z, y up, x to the right): the four quadrant parts in their places,
+    # each in its own hue (shaded, so compare hues by the dominant channel ordering)
+    colors = np.rint(viz.part_colors(NAMES) * 255).astype(int)
+    ys, xs = np.nonzero((img != np.rint(np.asarray(viz.BACKGROUND_COLOR) * 255).astype(int)).any(-1))
+    cy, cx = int(ys.mean()), int(xs.mean())
+    q = 30
+    where = {0: ((cy + 10, cy + 10 + q), (cx - 10 - q, cx - 10)),   # x<0, y<0: lower left
+             1: ((cy + 10, cy + 10 + q), (cx + 10, cx + 10 + q)),   # x>0, y<0: lower right
+             2: ((cy - 10 - q, cy - 10), (cx - 10 - q, cx - 10)),   # x<0, y>0: upper left
+             3: ((cy - 10 - q, cy - 10), (cx + 10, cx + 10 + q))}   # x>0, y>0: upper right
+    for k, box in where.items():
+        seen = _dominant(img, box)
+        # the shaded colour is the part colour scaled by one factor in (0, 1]
+        ratio = seen / np.maximum(colors[k], 1)
+        assert np.ptp(ratio[colors[k] > 20]) < 0.08, (k, seen, colors[k])
+        # every other part's colour is farther from what is seen than its own
+        others = [np.abs(seen / max(seen.max(), 1) - colors[j] / max(colors[j].max(), 1)).sum() for j in range(4)]
+        assert int(np.argmin(others)) == k
+
+
+def test_picture_display_and_save(tmp_path):
+    img = np.zeros((4, 6, 3), np.uint8)
+    img[1, 2] = (255, 0, 0)
+    pic = viz.Picture(img)
+    assert pic.size == (6, 4) and pic._repr_html_() is None  # no note: the PNG is shown
+    assert pic._repr_png_()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(TypeError, match="not saved"):
+        os.fspath(pic)
+    assert pic.save(tmp_path / "p.png") == tmp_path / "p.png" and os.fspath(pic) == str(tmp_path / "p.png")
+    np.testing.assert_array_equal(read_png(pic), img)
+    with pytest.raises(ValueError, match="PNG"):
+        pic.save(tmp_path / "p.jpg")

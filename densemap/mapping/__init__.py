@@ -24,7 +24,7 @@ from .alignment import Alignment, load_alignment
 from .matching import MatchBackend, match_descriptors, surface_points
 from .outputs import AlignInputs, AlignRun, load_pair, run_align, write_alignment_outputs
 from .pipeline import DEFAULT_SOURCES, Aligner, align, shared_time_step
-from .quality import map_quality
+from .quality import MapQuality, QualityReport, map_quality
 from .refine import clear_basis_cache, laplacian_basis, refine_map, refine_maps, zoomout
 from .vertex_map import VertexMap, transfer
 
@@ -40,6 +40,8 @@ __all__ = [
     "refine_maps",
     "clear_basis_cache",
     "map_quality",
+    "MapQuality",
+    "QualityReport",
     "Alignment",
     "load_alignment",
     "Aligner",

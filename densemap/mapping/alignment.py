@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np
 
+from .._display import Table
 from .._io import atomic_path, json_default
 from .._paths import check_input_file
 from ..errors import DensemapError
@@ -59,8 +60,26 @@ class Alignment:
     metadata: dict = field(default_factory=dict)
 
     def __repr__(self):
+        return self._table().text()
+
+    def _repr_html_(self):
+        return self._table().html()
+
+    def _table(self) -> Table:
+        """Both meshes side by side, then the options and the seconds per stage."""
         a, b = self.metadata.get("mesh_a", {}), self.metadata.get("mesh_b", {})
-        return f"Alignment({a.get('name')!r} V={len(self.a_to_b)} <-> {b.get('name')!r} V={len(self.b_to_a)})"
+        rows = [("mesh", a.get("name"), b.get("name")), ("vertices", len(self.a_to_b), len(self.b_to_a)),
+                ("parts", len(self.part_names), len(self.part_names)),
+                ("descriptor width", *(None if d is None else d.shape[1] for d in (self.desc_a, self.desc_b))),
+                ("map to the other", self.a_to_b.target_name or "B", self.b_to_a.target_name or "A"),
+                ("surface points", self.a_to_b.has_surface, self.b_to_a.has_surface),
+                ("median descriptor distance", *(float(np.median(m.distances)) if len(m) else None
+                                                 for m in (self.a_to_b, self.b_to_a)))]
+        rows += [("options",)] + [(k, json.dumps(v, default=json_default) if isinstance(v, (dict, list)) else v, "")
+                                  for k, v in self.options.items()]
+        if self.timings:
+            rows += [("seconds",)] + [(k, v, "") for k, v in self.timings.items()]
+        return Table(f"Alignment of {a.get('name')!r} (A) and {b.get('name')!r} (B)", ("", "A", "B"), rows)
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write a compressed ``.npz`` (atomically), metadata as JSON inside."""

@@ -12,6 +12,8 @@ file                   content
 ``report.json``        meshes, device, options, timings, map quality both ways
 ``parts.png``          the parts on both meshes (needs an off-screen GL backend)
 ``transfer.png``       a colour field on A carried to B through the map
+``view.html``          with ``view=True``: the interactive viewer (one self-contained page,
+                       :mod:`densemap.mapping.view`)
 =====================  ===========================================================
 
 The files of one run appear together or not at all: they are written into a hidden folder
@@ -40,7 +42,8 @@ from .prepare import AlignInputs, PreparedPair, prepare_pair
 __all__ = ["AlignInputs", "AlignRun", "OUTPUT_NAMES", "load_pair", "run_align", "write_alignment_outputs"]
 
 # every name `densemap align` may write in its folder (a folder holding only these is a previous run's)
-OUTPUT_NAMES = ("alignment.npz", "descriptors_a.npy", "descriptors_b.npy", "report.json", "parts.png", "transfer.png")
+OUTPUT_NAMES = ("alignment.npz", "descriptors_a.npy", "descriptors_b.npy", "report.json", "parts.png", "transfer.png",
+                "view.html")
 
 
 @dataclass
@@ -98,12 +101,12 @@ def _pictures(inputs: AlignInputs, alignment: Alignment, out: Path) -> list[Path
 
     viz.check_offscreen_gl()
     name_a, name_b = (_short(Path(m.name).name) for m in (inputs.mesh_a, inputs.mesh_b))
-    return [
+    return [pic.path for pic in (
         viz.render_meshes([(inputs.mesh_a, inputs.parts_a), (inputs.mesh_b, alignment.parts_b)], out / "parts.png",
                           views=("front", "back"), titles=[f"A: {name_a}", f"B: {name_b}"], legend=True),
         viz.render_transfer(inputs.mesh_a, inputs.mesh_b, alignment.b_to_a.indices, out / "transfer.png",
                             titles=(f"A: {name_a}, xyz", f"B: {name_b}, A's")),
-    ]
+    )]
 
 
 # what each picture shows, written into report.json beside the list of pictures
@@ -120,14 +123,15 @@ def _short(name: str, n: int = 18) -> str:
 
 def write_alignment_outputs(out_dir: str | os.PathLike, inputs: AlignInputs, alignment: Alignment, quality: dict, *,
                             timings: dict, device=None, render: bool = True, prepared: PreparedPair | None = None,
-                            pictures_of: tuple | None = None) -> AlignRun:
+                            pictures_of: tuple | None = None, view: bool = False) -> AlignRun:
     """Write ``alignment.npz``, the descriptors, the pictures and ``report.json`` into ``out_dir``.
 
     The set appears together or not at all (see the module notes): files are written into a
     hidden folder beside ``out_dir`` and swapped in at the end; ``report.json`` comes last
     and lists the pictures. Pictures are skipped (``AlignRun.pictures_skipped`` says why)
     when no off-screen OpenGL backend works. ``pictures_of`` is ``(inputs, alignment)`` to
-    draw instead (the prepared meshes, when they differ from the files).
+    draw instead (the prepared meshes, when they differ from the files). ``view`` adds
+    ``view.html``, the interactive viewer of ``inputs`` and ``alignment``.
     """
     final = Path(out_dir)
     with output_folder(final, owned=OUTPUT_NAMES, manifest="report.json") as out:
@@ -141,6 +145,12 @@ def write_alignment_outputs(out_dir: str | os.PathLike, inputs: AlignInputs, ali
                 timings = {**timings, "render": time.perf_counter() - t0}
             except GLBackendError as exc:
                 skipped = str(exc)
+        if view:
+            from .view import write_view
+
+            t0 = time.perf_counter()
+            files.append(write_view(out / "view.html", inputs, alignment))
+            timings = {**timings, "view": time.perf_counter() - t0}
         ma, mb = inputs.mesh_a, inputs.mesh_b
         report = {
             "mesh_a": {"name": ma.name, "vertices": ma.n_vertices, "faces": ma.n_faces, "sha1": ma.sha1},
@@ -152,6 +162,8 @@ def write_alignment_outputs(out_dir: str | os.PathLike, inputs: AlignInputs, ali
             "pictures": [str(final / p.name) for p in pictures],
             "captions": {p.name: CAPTIONS[p.name] for p in pictures if p.name in CAPTIONS},
         }
+        if view:
+            report["viewer"] = str(final / "view.html")
         if prepared is not None and prepared.changed:
             report["prepared"] = prepared.record()
         with atomic_path(out / "report.json") as tmp:
@@ -161,7 +173,8 @@ def write_alignment_outputs(out_dir: str | os.PathLike, inputs: AlignInputs, ali
 
 
 def run_align(mesh_a=None, mesh_b=None, *, parts_a=None, parts_b=None, out_dir: str | os.PathLike = "densemap-align",
-              device=None, render: bool = True, progress: bool = False, repair: bool = False, **options) -> AlignRun:
+              device=None, render: bool = True, progress: bool = False, repair: bool = False, view: bool = False,
+              **options) -> AlignRun:
     """Everything ``densemap align`` does: load, align, score both directions, write the outputs.
 
     Parameters
@@ -181,6 +194,8 @@ def run_align(mesh_a=None, mesh_b=None, *, parts_a=None, parts_b=None, out_dir: 
         Weld coincident vertices and drop zero-area, sliver and duplicate faces and stray
         vertices before aligning (the outputs keep the files' vertex ids); without it such
         meshes are refused naming the first offender.
+    view : bool
+        Write ``view.html`` too, the interactive viewer (:mod:`densemap.mapping.view`).
     **options
         :func:`~densemap.mapping.pipeline.align` options (weighting, sources, normalize,
         same_part, refine, ...).
@@ -211,5 +226,5 @@ def run_align(mesh_a=None, mesh_b=None, *, parts_a=None, parts_b=None, out_dir: 
     timings = {"load": t_load, **alignment.timings, "quality": time.perf_counter() - t1}
     drawn = (AlignInputs(prep.mesh_a, prep.parts_a, prep.mesh_b, prep.parts_b), alignment) if prep.changed else None
     return write_alignment_outputs(out_dir, inputs, prep.restore(alignment), quality, timings=timings, device=device,
-                                   render=render, prepared=prep, pictures_of=drawn)
+                                   render=render, prepared=prep, pictures_of=drawn, view=view)
 

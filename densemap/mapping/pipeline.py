@@ -26,7 +26,7 @@ from ..mesh import Mesh, check_connected
 from ..parts import PartLabels, match_parts
 from .alignment import Alignment
 from .matching import as_descriptor_array, match_descriptors, surface_points
-from .quality import map_quality
+from .quality import QualityReport, map_quality
 from .vertex_map import VertexMap
 
 __all__ = ["Aligner", "align", "shared_time_step", "DEFAULT_SOURCES"]
@@ -270,7 +270,7 @@ class Aligner:
                          parts_a=self.parts_a, parts_b=self.parts_b, options=options, timings=timings, metadata=metadata)
 
     def quality(self, alignment: Alignment, *, ground_truth_b_to_a=None, geodesic: bool = True,
-                geodesic_sample: int | None = QUALITY_SAMPLE, surface: bool = False, progress: bool = False) -> dict:
+                geodesic_sample: int | None = QUALITY_SAMPLE, surface: bool = False, progress: bool = False) -> QualityReport:
         """Map quality of both directions, with the kept solvers.
 
         Parameters
@@ -294,20 +294,20 @@ class Aligner:
 
         Returns
         -------
-        dict
-            ``{"a_to_b": {...}, "b_to_a": {...}}``, each from :func:`map_quality`
+        QualityReport
+            A ``dict`` ``{"a_to_b": {...}, "b_to_a": {...}}`` shown as one table, each from :func:`map_quality`
             (part agreement, coverage, stretch, round-trip consistency, ground-truth error).
         """
         kw = dict(geodesic=geodesic, device=self.device, geodesic_sample=geodesic_sample, surface=surface,
                   progress=progress)
         solvers = dict(solver_a=self.solver_a, solver_b=self.solver_b) if geodesic else {}
-        return {
+        return QualityReport({
             "a_to_b": map_quality(self.mesh_a, self.mesh_b, alignment.a_to_b, parts_a=self.parts_a, parts_b=self.parts_b,
                                   b_to_a=alignment.b_to_a, **solvers, **kw),
             "b_to_a": map_quality(self.mesh_b, self.mesh_a, alignment.b_to_a, parts_a=self.parts_b, parts_b=self.parts_a,
                                   b_to_a=alignment.a_to_b, ground_truth=ground_truth_b_to_a,
                                   **({"solver_a": self.solver_b, "solver_b": self.solver_a} if geodesic else {}), **kw),
-        }
+        })
 
 
 def align(

@@ -10,12 +10,79 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._display import Table
 from ..mesh import Mesh
 from ..parts import PartLabels, match_parts
 from ..surface import surface_positions
 from .vertex_map import VertexMap
 
-__all__ = ["map_quality", "part_agreement", "coverage", "edge_stretch", "round_trip_consistency", "ground_truth_error"]
+__all__ = ["map_quality", "MapQuality", "QualityReport", "part_agreement", "coverage", "edge_stretch", "round_trip_consistency", "ground_truth_error"]
+
+
+# what each metric of map_quality means, for the tables below (lower or higher is better)
+METRICS = {
+    "part_agreement": "source vertices matched into their own part (higher is better)",
+    "coverage": "target vertices hit by the map",
+    "coverage_area": "target area within one ring of a hit vertex",
+    "stretch_median": "mapped edge length / edge length, area-normalised (1 is ideal)",
+    "stretch_p10": "10th percentile of the stretch",
+    "stretch_p90": "90th percentile of the stretch",
+    "collapsed_edges": "source edges whose ends map to one target vertex (lower is better)",
+    "consistency_mean": "source -> target -> source distance / sqrt(area) (lower is better)",
+    "consistency_median": "median round-trip distance / sqrt(area)",
+    "gt_error_mean": "distance to the true match / sqrt(area) (lower is better)",
+    "gt_error_median": "median distance to the true match / sqrt(area)",
+    "gt_error_p90": "90th percentile of the distance to the true match",
+    "geodesic_sample": "source vertices the geodesic metrics were estimated on",
+}
+
+
+def _rows(q: dict) -> list[tuple]:
+    return [(k, v) for k, v in q.items() if not isinstance(v, dict)]
+
+
+def _worst_part(q: dict):
+    per = q.get("part_agreement_per_part") or {}
+    if not per or min(per.values()) >= 1:
+        return None
+    name = min(per, key=lambda n: (per[n], n))
+    return f"lowest part agreement: {name} ({per[name]:.3g})"
+
+
+class MapQuality(dict):
+    """The metrics of one map, from :func:`map_quality`: a plain ``dict`` (metric name ->
+    value) that shows as a table in a notebook and as aligned text in ``repr``."""
+
+    title = "Map quality"
+
+    def _table(self) -> Table:
+        rows = [(k, v, METRICS.get(k, "")) for k, v in _rows(self)]
+        return Table(self.title, ("metric", "value", "meaning"), rows, notes=[n for n in [_worst_part(self)] if n])
+
+    def __repr__(self):
+        return self._table().text()
+
+    def _repr_html_(self):
+        return self._table().html()
+
+
+class QualityReport(dict):
+    """Both directions' :class:`MapQuality`, ``{"a_to_b": ..., "b_to_a": ...}`` (from
+    :meth:`~densemap.mapping.Aligner.quality`): a ``dict`` shown as one table, a column per direction."""
+
+    def _table(self) -> Table:
+        keys = list(dict.fromkeys(k for q in self.values() for k, _ in _rows(q)))
+        names = list(self)
+        rows = [(k, *(self[n].get(k) for n in names), METRICS.get(k, "")) for k in keys]
+        notes = [f"{n}: {w}" for n in names if (w := _worst_part(self[n]))]
+        return Table("Map quality", ("metric", *(n.replace("_to_", " -> ").upper() for n in names), "meaning"), rows,
+                     notes=notes)
+
+    def __repr__(self):
+        return self._table().text()
+
+    def _repr_html_(self):
+        return self._table().html()
 
 
 def _field_at(rows: np.ndarray, where: np.ndarray, vmap: VertexMap | None, sel: np.ndarray, surface: bool):
@@ -204,7 +271,7 @@ def map_quality(
     chunk: int = 256,
     geodesic_sample: int | None = None,
     progress: bool = False,
-) -> dict:
+) -> MapQuality:
     """Score a map from mesh A to mesh B: every metric that the inputs allow.
 
     Parameters
@@ -235,8 +302,8 @@ def map_quality(
 
     Returns
     -------
-    dict
-        The union of :func:`part_agreement` (with parts), :func:`coverage`,
+    MapQuality
+        A ``dict`` (shown as a table): the union of :func:`part_agreement` (with parts), :func:`coverage`,
         :func:`edge_stretch`, :func:`round_trip_consistency` (with ``b_to_a``) and
         :func:`ground_truth_error` (with ``ground_truth``).
 
@@ -259,7 +326,7 @@ def map_quality(
     (1.0, 1.0, 1.0, 0.0)
     """
     _check_map(mesh_a, mesh_b, a_to_b)
-    out: dict = {}
+    out = MapQuality()
     if parts_a is not None and parts_b is not None:
         out.update(part_agreement(mesh_a, mesh_b, a_to_b, parts_a, parts_b))
     out.update(coverage(mesh_b, a_to_b))

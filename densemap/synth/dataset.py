@@ -141,7 +141,7 @@ def _init_worker():
 
 def synth_dataset(species: Species, n_images: int, out_dir: str | os.PathLike, *, seed: int = 0,
                   options: SceneOptions | None = None, workers: int | None = None,
-                  progress: Callable[[int], None] | None = None) -> dict:
+                  progress: bool | Callable[[int], None] | None = None) -> dict:
     """Write a synthetic COCO DensePose dataset: ``out_dir/images/*.png`` and ``out_dir/annotations.json``.
 
     Parameters
@@ -157,8 +157,9 @@ def synth_dataset(species: Species, n_images: int, out_dir: str | os.PathLike, *
     workers : int, optional
         Processes (default: the CPUs this process may use, at most 8; 1 for fewer than
         16 images). Each runs torch on one thread.
-    progress : callable, optional
-        Called with the number of images finished after each one.
+    progress : bool or callable, optional
+        True: a tqdm bar over the images (a widget in a notebook); a callable is called
+        with the number of images finished after each one; None or False: silent.
 
     Returns
     -------
@@ -185,6 +186,12 @@ def synth_dataset(species: Species, n_images: int, out_dir: str | os.PathLike, *
     width = max(6, len(str(n_images - 1)))
     jobs = [(species, int(seed), k, opt, str(image_dir), f"{k:0{width}d}.png") for k in range(int(n_images))]
     results = [None] * len(jobs)
+    bar = None
+    if progress is True:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(jobs), desc=f"synth {species}", unit="img")
+        progress = lambda done: bar.update(done - bar.n)  # noqa: E731
     if workers <= 1:
         for done, job in enumerate(jobs, 1):
             r = _work(job)
@@ -217,6 +224,8 @@ def synth_dataset(species: Species, n_images: int, out_dir: str | os.PathLike, *
                 results[r[0]] = r
                 if progress:
                     progress(done)
+    if bar is not None:
+        bar.close()
     images, annotations = [], []
     for index, img, anns in results:
         image_id = index + 1

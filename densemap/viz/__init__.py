@@ -3,8 +3,10 @@
 ============  ==================================================================
 module        what it holds
 ============  ==================================================================
-``pictures``  :func:`render_parts`, :func:`render_meshes`, :func:`render_transfer`,
+``pictures``  :func:`render_parts`, :func:`render_meshes`, :func:`render_transfer`
+``picture``   :class:`Picture` (what they return: shown inline in a notebook),
               :func:`write_png`
+``fallback``  the matplotlib drawing used without an off-screen OpenGL backend
 ``palette``   part colours (a left/right pair shares a hue), colour fields,
               reading ids back from pixels; numpy only
 ``gl``        :func:`check_offscreen_gl`: find an OpenGL backend VTK can use
@@ -24,7 +26,8 @@ from .palette import (
     part_colors,
     part_palette,
 )
-from .pictures import VIEWS, render_meshes, render_parts, render_transfer, write_png
+from .picture import Picture, write_png
+from .pictures import VIEWS, render_meshes, render_parts, render_transfer
 
 __all__ = [
     "check_offscreen_gl",
@@ -32,6 +35,7 @@ __all__ = [
     "render_meshes",
     "render_transfer",
     "write_png",
+    "Picture",
     "VIEWS",
     "color_field",
     "part_palette",

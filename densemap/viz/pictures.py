@@ -1,4 +1,4 @@
-"""Off-screen pictures of meshes, part labels and colour transfers, written as PNG.
+"""Off-screen pictures of meshes, part labels and colour transfers, returned as :class:`Picture`.
 
 Rendering goes through pyvista/VTK without a display; :func:`~densemap.viz.gl.check_offscreen_gl`
 runs first (VTK segfaults rather than raising without a backend), and pyvista is imported
@@ -9,6 +9,12 @@ Parts get flat per-face colours (a face takes the majority label of its corners,
 ``ids_as_colors=True`` the meshes are drawn unlit, without anti-aliasing, titles or
 legend, so :func:`~densemap.viz.palette.ids_from_pixels` reads the label ids back.
 
+Each function returns a :class:`~densemap.viz.picture.Picture` (shown inline in a notebook),
+writes it to ``path`` when one is given and displays it with ``show=True``. Without an
+off-screen OpenGL backend the picture is drawn with matplotlib instead
+(:mod:`densemap.viz.fallback`), and the Picture's ``note`` says so; ``fallback=False``
+raises :class:`~densemap.errors.GLBackendError` instead.
+
 A map says its direction in its name: ``b_to_a[i]`` is the A vertex for B vertex ``i``,
 so a field on A is carried to B by ``field_b = field_a[b_to_a]``.
 """
@@ -16,21 +22,21 @@ so a field on A is carried to B by ``field_b = field_a[b_to_a]``.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import TYPE_CHECKING, Literal, Sequence
 
 import numpy as np
 
-from .._io import atomic_path
+from ..errors import GLBackendError
 from ..mesh import Mesh
 from ..parts import PartLabels
 from .gl import check_offscreen_gl
 from .palette import BACKGROUND_COLOR, colour_spec, color_field, to_u8
+from .picture import Picture, _png_path, write_png
 
 if TYPE_CHECKING:  # pragma: no cover
     import pyvista
 
-__all__ = ["render_parts", "render_meshes", "render_transfer", "write_png", "VIEWS"]
+__all__ = ["render_parts", "render_meshes", "render_transfer", "write_png", "Picture", "VIEWS"]
 
 View = Literal["front", "back", "left", "right", "top", "bottom"]
 VIEWS = ("front", "back", "left", "right", "top", "bottom")
@@ -41,38 +47,6 @@ def _pyvista():
     import pyvista
 
     return pyvista
-
-
-# ----------------------------------------------------------------------------- PNG
-def write_png(image: np.ndarray, path: str | os.PathLike) -> Path:
-    """Write an image to a PNG file atomically (temporary file beside it, then rename).
-
-    Parameters
-    ----------
-    image : (H, W, 3) or (H, W, 4) uint8
-    path : path-like
-        Must end in ``.png``.
-
-    Returns
-    -------
-    Path
-    """
-    path = _png_path(path)
-    img = np.asarray(image)
-    if img.ndim != 3 or img.shape[2] not in (3, 4) or img.dtype != np.uint8:
-        raise ValueError(f"image must be an (H, W, 3|4) uint8 array, got shape {img.shape} dtype {img.dtype}")
-    from PIL import Image
-
-    with atomic_path(path) as tmp:
-        Image.fromarray(np.ascontiguousarray(img)).save(tmp, format="PNG")
-    return path
-
-
-def _png_path(path) -> Path:
-    path = Path(path)
-    if path.suffix.lower() != ".png":
-        raise ValueError(f"{path}: pictures are written as PNG; expected a path ending in '.png'")
-    return path
 
 
 # ----------------------------------------------------------------------------- geometry
@@ -137,19 +111,10 @@ def _polydata(pv, mesh: Mesh) -> "pyvista.PolyData":
     return pv.PolyData(np.asarray(mesh.vertices, dtype=np.float64), faces)
 
 
-def _render(
-    panels: list[dict],
-    shape: tuple[int, int],
-    path,
-    *,
-    size,
-    up,
-    front,
-    ids_as_colors: bool,
-    legend: bool,
-) -> Path:
-    """Draw ``panels`` (dicts: row, col, mesh, spec, view, title) in a grid and write the PNG."""
-    path = _png_path(path)
+def _render(panels: list[dict], shape: tuple[int, int], path, *, size, up, front, ids_as_colors: bool, legend: bool,
+            show: bool = False, fallback: bool = True) -> Picture:
+    """Draw ``panels`` (dicts: row, col, mesh, spec, view, title) in a grid; save and show as asked."""
+    path = None if path is None else _png_path(path)
     width, height = (int(s) for s in size)
     if width < 1 or height < 1:
         raise ValueError(f"size must be two positive ints (width, height), got {size!r}")
@@ -163,7 +128,30 @@ def _render(
                 entries.setdefault(name, c)
     legend_px = min(40 + 9 * max(map(len, entries)), width // 3) if entries else 0
     col_weights = [max(width - legend_px, cols)] * cols + ([legend_px * cols] if legend_px else [])
-    pv = _pyvista()
+    for p in panels:
+        p["direction"], p["view_up"] = _camera(p["view"], u, f)
+    try:
+        pv = _pyvista()
+    except GLBackendError as exc:
+        if not fallback or ids_as_colors:  # exact id colours need VTK's unlit, aliasing-free render
+            raise
+        from .fallback import render_panels
+
+        image = render_panels(panels, shape, size=(width, height), entries=entries, background=BACKGROUND_COLOR)
+        pic = Picture(image, renderer="matplotlib", note=f"drawn with matplotlib, flat-shaded without a depth "
+                      f"buffer, because VTK could not render off-screen: {exc}")
+    else:
+        pic = Picture(_render_vtk(pv, panels, shape, (width, height), col_weights, legend_px, entries, ids_as_colors))
+    if path is not None:
+        pic.save(path)
+    if show:
+        pic.show()
+    return pic
+
+
+def _render_vtk(pv, panels, shape, size, col_weights, legend_px, entries, ids_as_colors) -> np.ndarray:
+    rows, cols = shape
+    width, height = size
 
     theme = pv.themes.Theme()
     theme.background = BACKGROUND_COLOR
@@ -204,7 +192,7 @@ def _render(
                 specular=0.0,
                 show_scalar_bar=False,
             )
-            direction, view_up = _camera(p["view"], u, f)
+            direction, view_up = p["direction"], p["view_up"]
             centre = 0.5 * (p["mesh"].vertices.min(0) + p["mesh"].vertices.max(0))
             dist = max(p["mesh"].bounding_box_diagonal, 1e-9) * 3.0
             pl.camera_position = [tuple(centre + dist * direction), tuple(centre), tuple(view_up)]
@@ -218,7 +206,7 @@ def _render(
         image = pl.screenshot(return_img=True)
     finally:
         pl.close()
-    return write_png(np.asarray(image, dtype=np.uint8), path)
+    return np.asarray(image, dtype=np.uint8)
 
 
 def _add_legend(pv, renderer, entries: dict[str, np.ndarray]) -> None:
@@ -243,7 +231,7 @@ def _add_legend(pv, renderer, entries: dict[str, np.ndarray]) -> None:
 def render_parts(
     mesh: Mesh,
     parts: PartLabels | np.ndarray,
-    path: str | os.PathLike,
+    path: str | os.PathLike | None = None,
     *,
     views: Sequence[View] = ("front", "back"),
     size: tuple[int, int] = (800, 800),
@@ -252,7 +240,9 @@ def render_parts(
     legend: bool = True,
     up: Axis = "y",
     front: Axis = "z",
-) -> Path:
+    show: bool = False,
+    fallback: bool = True,
+) -> Picture:
     """Picture of part labels on a mesh: flat per-face colours, the views side by side.
 
     Parameters
@@ -261,8 +251,8 @@ def render_parts(
     parts : PartLabels or (V,) int
         Per-vertex labels; ``-1`` (unlabelled) is drawn grey. A face takes the
         majority label of its corners (the lowest when all three differ).
-    path : path-like
-        Output ``.png``, written atomically.
+    path : path-like, optional
+        Save the picture to this ``.png`` (atomically); None: not saved.
     views : sequence of {"front", "back", "left", "right", "top", "bottom"}
         One panel per view, left to right; "left" looks at the subject's left side.
     size : (width, height) int
@@ -278,10 +268,16 @@ def render_parts(
     up, front : axis name or 3-vector
         The mesh's up direction and the direction it faces; the reference meshes
         are y-up facing +z.
+    show : bool
+        Display the picture now (inline in a notebook, see :meth:`Picture.show`).
+    fallback : bool
+        Without an off-screen OpenGL backend, draw with matplotlib (the Picture's ``note``
+        says so); False raises :class:`~densemap.errors.GLBackendError` instead.
 
     Returns
     -------
-    Path
+    Picture
+        Shown inline by a notebook; ``numpy.asarray(picture)`` is the ``(H, W, 3)`` uint8 image.
 
     Raises
     ------
@@ -294,14 +290,13 @@ def render_parts(
         dict(row=0, col=j, mesh=mesh, spec=spec, view=v, title=v)
         for j, v in enumerate(views)
     ]
-    return _render(
-        panels, (1, len(views)), path, size=size, up=up, front=front, ids_as_colors=ids_as_colors, legend=legend
-    )
+    return _render(panels, (1, len(views)), path, size=size, up=up, front=front, ids_as_colors=ids_as_colors,
+                   legend=legend, show=show, fallback=fallback)
 
 
 def render_meshes(
     meshes_and_values: Sequence[tuple[Mesh, PartLabels | np.ndarray | None]],
-    path: str | os.PathLike,
+    path: str | os.PathLike | None = None,
     *,
     titles: Sequence[str] | None = None,
     views: Sequence[View] = ("front",),
@@ -310,7 +305,9 @@ def render_meshes(
     legend: bool = False,
     up: Axis = "y",
     front: Axis = "z",
-) -> Path:
+    show: bool = False,
+    fallback: bool = True,
+) -> Picture:
     """Several meshes side by side (one column each, one row per view), with titles.
 
     Parameters
@@ -319,8 +316,8 @@ def render_meshes(
         ``values`` per mesh: ``None`` (plain grey), ``(V, 3)`` float colours in
         ``[0, 1]`` (interpolated across faces), or ``PartLabels`` / ``(V,)`` int
         labels (flat per-face palette colours; equal names give equal colours).
-    path : path-like
-        Output ``.png``, written atomically.
+    path : path-like, optional
+        Save the picture to this ``.png`` (atomically); None: not saved.
     titles : sequence of str, optional
         One per mesh, above its column (default: the mesh names).
     views : sequence of {"front", "back", "left", "right", "top", "bottom"}
@@ -333,10 +330,16 @@ def render_meshes(
         Name the parts of labelled meshes in a column on the right.
     up, front : axis name or 3-vector
         Up direction and facing direction, shared by all meshes (default y-up, +z).
+    show : bool
+        Display the picture now (inline in a notebook, see :meth:`Picture.show`).
+    fallback : bool
+        Without an off-screen OpenGL backend, draw with matplotlib (the Picture's ``note``
+        says so); False raises :class:`~densemap.errors.GLBackendError` instead.
 
     Returns
     -------
-    Path
+    Picture
+        Shown inline by a notebook; ``numpy.asarray(picture)`` is the ``(H, W, 3)`` uint8 image.
     """
     items = list(meshes_and_values)
     if not items:
@@ -360,17 +363,15 @@ def render_meshes(
             else:
                 title = f"{titles[j]} ({v})" if i == 0 else v
             panels.append(dict(row=i, col=j, mesh=mesh, spec=spec, view=v, title=title))
-    return _render(
-        panels, (len(views), len(items)), path, size=size, up=up, front=front, ids_as_colors=ids_as_colors,
-        legend=legend,
-    )
+    return _render(panels, (len(views), len(items)), path, size=size, up=up, front=front,
+                   ids_as_colors=ids_as_colors, legend=legend, show=show, fallback=fallback)
 
 
 def render_transfer(
     mesh_a: Mesh,
     mesh_b: Mesh,
     b_to_a,
-    path: str | os.PathLike,
+    path: str | os.PathLike | None = None,
     *,
     field: np.ndarray | Literal["position"] | None = None,
     titles: Sequence[str] = ("A", "B"),
@@ -378,7 +379,9 @@ def render_transfer(
     size: tuple[int, int] | None = None,
     up: Axis = "y",
     front: Axis = "z",
-) -> Path:
+    show: bool = False,
+    fallback: bool = True,
+) -> Picture:
     """The colour-transfer picture: a smooth colour field on A carried to B through a map.
 
     ``b_to_a[i]`` is the A vertex for B vertex ``i`` (pull-back), so
@@ -391,8 +394,8 @@ def render_transfer(
     b_to_a : (V_b,) int, or an object with such ``.indices``
         For each B vertex, its A vertex (e.g. ``chimp_to_human.indices`` with A the
         human and B the chimp).
-    path : path-like
-        Output ``.png``, written atomically.
+    path : path-like, optional
+        Save the picture to this ``.png`` (atomically); None: not saved.
     field : (V_a, 3) float, (V_a,) float, "position" or None
         Colours on A: RGB in ``[0, 1]``; a scalar field (shown through viridis,
         normalised to its range); or a :func:`color_field` kind (default
@@ -405,10 +408,16 @@ def render_transfer(
         Whole picture; default 500 x 500 pixels per panel.
     up, front : axis name or 3-vector
         Up direction and facing direction of both meshes (default y-up, +z).
+    show : bool
+        Display the picture now (inline in a notebook, see :meth:`Picture.show`).
+    fallback : bool
+        Without an off-screen OpenGL backend, draw with matplotlib (the Picture's ``note``
+        says so); False raises :class:`~densemap.errors.GLBackendError` instead.
 
     Returns
     -------
-    Path
+    Picture
+        Shown inline by a notebook; ``numpy.asarray(picture)`` is the ``(H, W, 3)`` uint8 image.
     """
     idx = np.asarray(getattr(b_to_a, "indices", b_to_a))
     if idx.ndim != 1 or len(idx) != mesh_b.n_vertices:
@@ -441,6 +450,5 @@ def render_transfer(
             )
     colors_a = np.asarray(colors_a, dtype=np.float64)
     colors_b = colors_a[idx]
-    return render_meshes(
-        [(mesh_a, colors_a), (mesh_b, colors_b)], path, titles=titles, views=views, size=size, up=up, front=front
-    )
+    return render_meshes([(mesh_a, colors_a), (mesh_b, colors_b)], path, titles=titles, views=views, size=size, up=up,
+                         front=front, show=show, fallback=fallback)
