@@ -53,6 +53,11 @@ CONFIGS: dict[str, dict] = {
     "k200": {"refine_options": {"k_final": 200}},
     "m64": {"sources": 64},
     "desc0.3": {"refine_options": {"desc_weight": 0.3}},
+    # soft part boundaries in the final step (for noisy labels) and one-to-one final assignments
+    "pen0.05": {"refine_options": {"label_penalty": 0.05}},
+    "pen0.15": {"refine_options": {"label_penalty": 0.15}},
+    "pen0.5": {"refine_options": {"label_penalty": 0.5}},
+    "assign": {"refine_options": {"assign": True}},
 }
 
 
