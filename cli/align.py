@@ -30,18 +30,20 @@ from .options import (check_outputs, device_option, echo_log, echo_result, libra
                    "(each direction alone), or none.")
 @click.option("--no-refine", "no_refine", is_flag=True, help="Same as --refine none.")
 @click.option("--render/--no-render", default=True, show_default=True, help="Write PNG pictures.")
+@click.option("--view/--no-view", default=False, show_default=True,
+              help="Write view.html too: an interactive viewer of the maps (one self-contained page).")
 @click.option("--repair", is_flag=True,
               help="Weld coincident vertices and drop zero-area, sliver and duplicate faces and vertices in no face "
                    "(outputs keep the files' vertex ids); without it such meshes are refused.")
 @click.pass_context
 @library_errors
 def align(ctx, mesh_a, mesh_b, parts_a, parts_b, out_dir, device, weighting, sources, normalize, same_part, refine,
-          no_refine, render, repair):
+          no_refine, render, view, repair):
     """Align MESH_A and MESH_B (default: the embedded human and chimpanzee).
 
-    Writes alignment.npz, descriptors_a.npy, descriptors_b.npy, report.json and PNG
-    pictures into the output folder: all of them or, when the run fails or is
-    interrupted, none (the folder keeps its previous run).
+    Writes alignment.npz, descriptors_a.npy, descriptors_b.npy, report.json, PNG
+    pictures (and view.html with --view) into the output folder: all of them or, when
+    the run fails or is interrupted, none (the folder keeps its previous run).
     """
     from densemap.mapping import run_align
     from densemap.mapping.outputs import OUTPUT_NAMES
@@ -52,7 +54,7 @@ def align(ctx, mesh_a, mesh_b, parts_a, parts_b, out_dir, device, weighting, sou
                   {"MESH_A": mesh_a, "MESH_B": mesh_b, "--parts-a": parts_a, "--parts-b": parts_b})
     talk = verbosity(ctx) > 0
     run = run_align(mesh_a, mesh_b, parts_a=parts_a, parts_b=parts_b, out_dir=out_dir, device=resolve_device(device),
-                    render=render, progress=talk, repair=repair, weighting=weighting, normalize=normalize,
+                    render=render, progress=talk, repair=repair, view=view, weighting=weighting, normalize=normalize,
                     same_part=same_part, refine=refine, **source_option)
     if run.pictures_skipped:
         echo_log(ctx, f"pictures skipped: {run.pictures_skipped}")

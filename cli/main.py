@@ -22,6 +22,7 @@ COMMANDS = {
     "eval": ("densemap.cli.eval", "eval_"),
     "predict": ("densemap.cli.predict", "predict"),
     "pseudo-label": ("densemap.cli.pseudo", "pseudo_label"),
+    "view": ("densemap.cli.view", "view"),
 }
 
 

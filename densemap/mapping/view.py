@@ -110,10 +110,14 @@ def _fields():
 
 
 def _species(mesh: Mesh) -> str | None:
-    """The embedded species whose mesh this is (same hash), else None."""
+    """The embedded species whose mesh this is (named as :func:`densemap.data.reference` names it, same hash)."""
     from ..data import SPECIES, reference
 
-    return next((s for s in SPECIES if reference(s).mesh.sha1 == mesh.sha1), None)
+    name = str(mesh.name)
+    species = name.removeprefix("reference ") if name.startswith("reference ") else None
+    if species in SPECIES and reference(species).mesh.sha1 == mesh.sha1:
+        return species
+    return None
 
 
 def _sides(inputs: AlignInputs, alignment: Alignment, charts_a=None, charts_b=None):
@@ -188,15 +192,15 @@ def _find_mesh(path: Path, which: str, record: dict, given, flag: str) -> Mesh:
         if sha1 is not None and mesh.sha1 != sha1:
             raise DensemapError(f"{path}: {which} was {name!r} (sha1 {sha1}) but {flag} {given} has sha1 {mesh.sha1}")
         return mesh
-    for s in SPECIES:
-        if reference(s).mesh.sha1 == sha1:
-            return reference(s).mesh
     if name and Path(name).is_file():
         mesh = load_mesh(name)
         if mesh.sha1 == sha1:
             return mesh
         raise DensemapError(f"{path}: {which} {name!r} changed since the alignment (sha1 {mesh.sha1}, was {sha1}); "
                             f"give the original with {flag}")
+    for s in SPECIES:
+        if reference(s).mesh.sha1 == sha1:
+            return reference(s).mesh
     raise DensemapError(f"{path}: {which} {name!r} is not an embedded mesh and no such file is here; give it with {flag}")
 
 

@@ -11,9 +11,11 @@ meshes and per-vertex values travel as gzip-compressed, base64-encoded typed arr
 
 Tests and scripts drive the page through ``window.densemap`` (``ready``, ``pick(side,
 vertex)`` returns the matched vertex, ``click(side, vertex)`` clicks where the vertex is on
-the screen, ``setMode(mode)``) or its URL hash: ``view.html#pick=a:123&mode=charts`` clicks
-A's vertex 123 when the scene is ready and writes ``{"side", "vertex", "match", "x", "y"}``
-as JSON into ``<pre id="densemap-result">``; ``<body data-ready="1">`` says it is done.
+the screen, ``setMode(mode)``) or its URL hash: ``view.html#pick=a:123,b:45&mode=charts``
+clicks A's vertex 123, then B's vertex 45, when the scene is ready and writes one
+``{"side", "vertex", "match", "x", "y"}`` per click as a JSON list into ``<pre
+id="densemap-result">``; ``<body data-ready="1">`` says it is done
+(:func:`densemap.viz.browser.load_page` reads both back from headless Chromium).
 """
 
 from __future__ import annotations

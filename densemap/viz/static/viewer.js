@@ -5,8 +5,8 @@
 // The page holds its data in <script type="application/json" id="densemap-data"> (written
 // by densemap/viz/viewer.py): arrays are gzip-compressed, base64-encoded typed arrays.
 // Test hook: window.densemap (ready, pick, click, setMode, screenPosition); a URL hash
-// "#pick=a:123&mode=charts" clicks that vertex once the scene is ready and writes the
-// result as JSON into <pre id="densemap-result">.
+// "#pick=a:123,b:45&mode=charts" clicks those vertices once the scene is ready and writes
+// the results as a JSON list into <pre id="densemap-result">.
 import * as THREE from 'three';
 import { OrbitControls } from 'three/addons/controls/OrbitControls.js';
 
@@ -364,18 +364,20 @@ async function main() {
   setMode(state.mode);
   const params = new URLSearchParams(location.hash.slice(1));
   if (params.get('mode')) setMode(params.get('mode'));
-  let result = null;
+  const results = [];
   if (params.get('pick')) {
-    const [side, v] = params.get('pick').split(':');
     renderNow();
-    result = click(side, Number(v));
+    for (const item of params.get('pick').split(',')) {
+      const [side, v] = item.split(':');
+      results.push(click(side, Number(v)));
+    }
     state.pinned = true;
     showInfo();
   }
   renderNow();
   window.densemap.ready = true;
   document.body.dataset.ready = '1';
-  if (result) document.getElementById('densemap-result').textContent = JSON.stringify(result);
+  document.getElementById('densemap-result').textContent = JSON.stringify(results);
 }
 
 window.densemap = {
