@@ -156,6 +156,8 @@ def roi_targets(rois: list[torch.Tensor], matched: list[torch.Tensor], targets: 
         and ``dp_points`` (Q, 6) float: instance, x_rel, y_rel (box-relative, dp_x / 256), I, U, V.
     heatmap_size : int
 
+    Notes
+    -----
     Points outside the RoI are dropped (they carry no signal for that RoI).
     """
     S = heatmap_size
