@@ -347,7 +347,8 @@ def _write_mp4(frames: list, path: Path, fps: float) -> None:
 
 
 def synth_video_dataset(species: Species, n_clips: int, out_dir: str | os.PathLike, *, seed: int = 0,
-                        options: VideoOptions | None = None, progress: Callable[[int], None] | None = None) -> dict:
+                        options: VideoOptions | None = None,
+                        progress: bool | Callable[[int], None] | None = None) -> dict:
     """Write synthetic clips with per-frame COCO DensePose ground truth.
 
     Writes ``out_dir/clips/clip_KKKK.mp4`` (the video), ``out_dir/images/clip_KKKK/TTTTTT.png``
@@ -357,12 +358,16 @@ def synth_video_dataset(species: Species, n_clips: int, out_dir: str | os.PathLi
     with ``video``, ``frame_index`` and ``timestamp``) and its annotations (with ``track_id``),
     so ``densemap eval --data out_dir`` scores a model frame by frame.
 
+    ``progress``: True for a tqdm bar over the clips (a widget in a notebook), or a callable
+    called with the number of clips finished; None or False: silent.
+
     Returns
     -------
     dict
         The COCO dict that was written.
     """
     from PIL import Image
+    from tqdm.auto import tqdm
 
     from .._version import __version__
     from ..annotation.coco import write_coco
@@ -374,7 +379,7 @@ def synth_video_dataset(species: Species, n_clips: int, out_dir: str | os.PathLi
     out = Path(out_dir)
     (out / "clips").mkdir(parents=True, exist_ok=True)
     images, annotations = [], []
-    for k in range(int(n_clips)):
+    for k in tqdm(range(int(n_clips)), desc=f"synth {species} clips", unit="clip", disable=progress is not True):
         clip = render_clip(species, np.random.default_rng([int(seed), k]), options=opt)
         name = f"clip_{k:04d}"
         (out / "images" / name).mkdir(parents=True, exist_ok=True)
@@ -389,7 +394,7 @@ def synth_video_dataset(species: Species, n_clips: int, out_dir: str | os.PathLi
         _write_mp4([s.image for s in clip.scenes], out / "clips" / f"{name}.mp4", opt.fps)
         np.savez_compressed(out / "clips" / f"{name}.npz", point_iuv=clip.point_iuv, point_track=clip.point_track,
                             point_xy=clip.point_xy.astype(np.float32), point_visible=clip.point_visible)
-        if progress:
+        if callable(progress):
             progress(k + 1)
     coco = {"info": {"description": f"densemap synthetic DensePose video ({species})",
                      "generator": "densemap.synth.synth_video_dataset", "densemap_version": __version__,
