@@ -25,6 +25,9 @@ from .options import device_option, library_errors, resolve_device, threads_opti
               help="Carry neighbours onto the current box at the same image points, or box-relative.")
 @click.option("--overlay/--no-overlay", default=False, show_default=True,
               help="Also write CLIP_overlay.mp4 (IUV colours, boxes, track ids, scores).")
+@click.option("--surface", is_flag=True,
+              help="Also write NAME_surface.npz / CLIP_surface.npz: each detection's pixels as points on the "
+                   "embedded human mesh (vertex id, face, barycentric coordinates, 3-D point).")
 @click.option("--birth-score", type=click.FloatRange(0, 1), default=None,
               help="Least score that starts a track (default: --score-thresh).")
 @click.option("--max-gap", type=click.IntRange(min=0), default=2, show_default=True,
@@ -34,13 +37,16 @@ from .options import device_option, library_errors, resolve_device, threads_opti
 @click.pass_context
 @library_errors
 def predict(ctx, ckpt, inputs, out, score_thresh, fps, every, max_frames, smooth, smooth_radius, smooth_align, overlay,
-            birth_score, max_gap, device, threads):
+            surface, birth_score, max_gap, device, threads):
     """Predict DensePose on INPUTS: images, videos (mp4, avi, asf, mov, mkv) and folders of them.
 
     Outputs mirror each input's relative path under OUT: for an image NAME_iuv.png,
     NAME_overlay.png and its detections in OUT/results.json; for a clip CLIP.json (per
     sampled frame: timestamp, boxes, scores, RLE masks, IUV, mean sigma, track id),
-    CLIP_overlay.mp4 with --overlay, and a row in OUT/summary.csv. Finished clips are
+    CLIP_overlay.mp4 with --overlay, and a row in OUT/summary.csv. With --surface every
+    image or clip also gets a _surface.npz: per detection, each foreground pixel's vertex,
+    face, barycentric coordinates and point on the embedded human mesh (the charts the
+    model predicts), named in the detection's JSON record. Finished clips are
     skipped when the command runs again. Under torchrun the inputs are shared out
     between the ranks.
     """
@@ -51,7 +57,7 @@ def predict(ctx, ckpt, inputs, out, score_thresh, fps, every, max_frames, smooth
     sampling = Sampling(fps=fps, every=every, max_frames=max_frames)
     settings = ClipSettings(score_thresh=score_thresh, smooth_radius=smooth_radius if smooth else 0,
                             birth_score=score_thresh if birth_score is None else max(birth_score, score_thresh),
-                            max_gap=max_gap, smooth_align=smooth_align, overlay=overlay)
+                            max_gap=max_gap, smooth_align=smooth_align, overlay=overlay, surface=surface)
     talk = verbosity(ctx) > 0
     s = predict_checkpoint(ckpt, inputs, out, device=resolve_device(device, threads), sampling=sampling,
                            settings=settings, progress=talk)

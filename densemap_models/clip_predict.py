@@ -29,6 +29,7 @@ from .drawing import overlay as draw_overlay
 from .drawing import paste_iuv
 from .inputs import MediaItem, output_paths
 from .smoothing import WindowSmoother
+from .surface_outputs import SurfaceFile, detection_surface
 from .tracking import Tracker
 from .video import ClipStream, Sampling
 
@@ -44,7 +45,8 @@ class ClipSettings:
     smooth_align : how neighbours are carried onto the current box ("image" or "box", see
     :func:`~densemap_models.smoothing.box_transform`);
     birth_score, max_gap, iou_thresh, match_by : the :class:`~densemap_models.tracking.Tracker`'s;
-    overlay : write ``<clip>_overlay.mp4`` too.
+    overlay : write ``<clip>_overlay.mp4`` too; surface : write ``<clip>_surface.npz`` too, each
+    detection's pixels as points on the reference mesh (:mod:`densemap_models.surface_outputs`).
     """
 
     score_thresh: float = 0.5
@@ -56,11 +58,12 @@ class ClipSettings:
     match_by: str = "box"
     smooth_align: str = "image"
     overlay: bool = False
+    surface: bool = False
     extra: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return {k: getattr(self, k) for k in ("score_thresh", "max_dets", "smooth_radius", "birth_score", "max_gap",
-                                              "iou_thresh", "match_by", "smooth_align", "overlay")}
+                                              "iou_thresh", "match_by", "smooth_align", "overlay", "surface")}
 
 
 @torch.no_grad()
@@ -81,9 +84,9 @@ def detect(model, image: np.ndarray, *, device="cpu", score_thresh: float = 0.5,
                       dp[k]) for k in range(len(order))]
 
 
-def clip_is_complete(item: MediaItem, out_dir, *, overlay: bool) -> bool:
+def clip_is_complete(item: MediaItem, out_dir, *, overlay: bool, surface: bool = False) -> bool:
     """Whether a clip's outputs are all there (its JSON is written last, atomically)."""
-    return all(p.is_file() for p in output_paths(item, out_dir, overlay=overlay))
+    return all(p.is_file() for p in output_paths(item, out_dir, overlay=overlay, surface=surface))
 
 
 def completed_row(item: MediaItem, out_dir) -> dict:
@@ -104,7 +107,7 @@ class _Clip:
 
     def __init__(self, item: MediaItem, info, out_dir, sampling: Sampling, settings: ClipSettings):
         self.item, self.settings, self.t0 = item, settings, time.perf_counter()
-        self.paths = output_paths(item, out_dir, overlay=settings.overlay)
+        self.paths = output_paths(item, out_dir, overlay=settings.overlay, surface=settings.surface)
         self.tracker = Tracker(iou_thresh=settings.iou_thresh, birth_score=settings.birth_score,
                                max_gap=settings.max_gap, match_by=settings.match_by)
         self.smoother = WindowSmoother(settings.smooth_radius, align=settings.smooth_align)
@@ -113,6 +116,8 @@ class _Clip:
         rate = info.fps or 30.0
         rate = sampling.fps if sampling.fps else rate / (sampling.every or 1)
         self.video = OverlayVideo(self.paths[1], min(rate, info.fps or rate)) if settings.overlay else None
+        self.surface = SurfaceFile(self.paths[-1]) if settings.surface else None
+        self.surface_name = Path(item.stem).as_posix() + "_surface.npz"
 
     def add(self, frame, dets: list[Detection]) -> None:
         boxes = np.array([d.box for d in dets]).reshape(-1, 4)
@@ -127,6 +132,12 @@ class _Clip:
             frame = self.pending.popleft()
             if self.video is not None:
                 self.video.write(_overlay_frame(frame.image, dets, self.settings.score_thresh))
+            if self.surface is not None:
+                for k, d in enumerate(dets):
+                    key = f"f{len(self.result.frames)}_d{k}"
+                    arrays = detection_surface(d.maps["iuv"], d.box)
+                    self.surface.add(key, arrays)
+                    d.extra["surface"] = {"file": self.surface_name, "key": key, "points": len(arrays["vertex"])}
             self.result.add_frame(frame, dets)  # the detections go when the smoother's window moves on
 
     def finish(self, frames_read: int) -> dict:
@@ -134,6 +145,8 @@ class _Clip:
         self.result.frames_read = int(frames_read)
         if self.video is not None:
             self.video.close()
+        if self.surface is not None:
+            self.surface.close()  # before the JSON: a clip whose JSON exists is complete
         seconds = time.perf_counter() - self.t0
         doc = self.result.document(seconds)
         with atomic_path(self.paths[0]) as tmp:
@@ -143,6 +156,8 @@ class _Clip:
     def abort(self) -> None:
         if self.video is not None:
             self.video.abort()
+        if self.surface is not None:
+            self.surface.abort()
 
 
 def predict_clips(model, items: list[MediaItem], out_dir, *, sampling: Sampling, settings: ClipSettings,

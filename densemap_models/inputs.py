@@ -48,15 +48,21 @@ def _kind(p: Path) -> Kind | None:
     return "video" if s in VIDEO_SUFFIXES else "image" if s in IMAGE_SUFFIXES else None
 
 
-def output_paths(item: MediaItem, out_dir, *, overlay: bool = False) -> list[Path]:
-    """The files ``densemap predict`` writes for one item (clip: JSON [+ overlay mp4]; image: two PNGs)."""
+def output_paths(item: MediaItem, out_dir, *, overlay: bool = False, surface: bool = False) -> list[Path]:
+    """The files ``densemap predict`` writes for one item.
+
+    A clip: its JSON [+ the overlay mp4]; an image: two PNGs; with ``surface``, last, the
+    ``_surface.npz`` of either.
+    """
     base = Path(out_dir) / item.stem
     if item.kind == "video":
-        return [base.with_name(base.name + ".json")] + ([base.with_name(base.name + "_overlay.mp4")] if overlay else [])
-    return [base.with_name(base.name + "_iuv.png"), base.with_name(base.name + "_overlay.png")]
+        out = [base.with_name(base.name + ".json")] + ([base.with_name(base.name + "_overlay.mp4")] if overlay else [])
+    else:
+        out = [base.with_name(base.name + "_iuv.png"), base.with_name(base.name + "_overlay.png")]
+    return out + ([base.with_name(base.name + "_surface.npz")] if surface else [])
 
 
-def collect_inputs(inputs, out_dir=None, *, overlay: bool = False) -> list[MediaItem]:
+def collect_inputs(inputs, out_dir=None, *, overlay: bool = False, surface: bool = False) -> list[MediaItem]:
     """Expand files and folders into media items (sorted by ``rel``), checking that no outputs collide.
 
     Parameters
@@ -68,6 +74,8 @@ def collect_inputs(inputs, out_dir=None, *, overlay: bool = False) -> list[Media
         The output folder (files under it are never inputs).
     overlay : bool
         Whether clips write an overlay video too (its name takes part in the collision check).
+    surface : bool
+        Whether every item writes a ``_surface.npz`` too (likewise).
 
     Returns
     -------
@@ -117,7 +125,7 @@ def collect_inputs(inputs, out_dir=None, *, overlay: bool = False) -> list[Media
     reserved = MediaItem(Path("densemap predict"), "", "image")  # names the run writes itself
     seen: dict[Path, MediaItem] = {root / "results.json": reserved, root / "summary.csv": reserved}
     for it in items:
-        for o in output_paths(it, root, overlay=overlay):
+        for o in output_paths(it, root, overlay=overlay, surface=surface):
             if o in seen:
                 raise DensemapError(f"outputs collide: {seen[o].path} and {it.path} would both write "
                                     f"{o.relative_to(root)}; rename one or predict them separately")

@@ -11,11 +11,14 @@ relative path. Per image ``<rel>/NAME``:
 * one ``results.json`` for all images: per detection ``file_name`` (the relative path),
   ``bbox`` (XYWH), ``score``, ``segmentation`` (RLE), ``uv_shape`` (3, h, w) and ``uv_data``
   (base64 PNG of the box IUV, the DensePose challenge format), plus the mean predicted sigma
-  and calibrated confidence of the detection.
+  and calibrated confidence of the detection;
+* with ``ClipSettings(surface=True)`` (``--surface``), ``NAME_surface.npz``: each detection's
+  foreground pixels as points on the reference mesh (vertex, face, barycentric coordinates,
+  3-D point; :mod:`densemap_models.surface_outputs`), named in its record's ``surface``.
 
 Per clip ``<rel>/CLIP`` (:mod:`densemap_models.clip_predict`): ``CLIP.json`` (per sampled
 frame its index, timestamp and detections with a track id, smoothed along the track),
-optionally ``CLIP_overlay.mp4``, and a row in ``summary.csv``. Clips whose outputs are
+optionally ``CLIP_overlay.mp4`` and ``CLIP_surface.npz``, and a row in ``summary.csv``. Clips whose outputs are
 complete are skipped, so an interrupted run continues where it stopped. Under ``torchrun``
 the inputs are sharded over the ranks and rank 0 merges ``summary.csv`` and ``results.json``.
 """
@@ -41,6 +44,7 @@ from .clip_outputs import write_summary
 from .clip_predict import ClipSettings, clip_is_complete, completed_row, detect, predict_clips
 from .drawing import overlay, paste_iuv
 from .inputs import collect_inputs, output_paths, rank_world, shard
+from .surface_outputs import detection_surface, write_surface_file
 from .video import Sampling
 
 __all__ = ["predict_media", "predict_images", "predict_checkpoint", "PredictSummary", "ClipSettings", "Sampling",
@@ -73,12 +77,20 @@ def _image_records(image_rel: str, dets) -> list[dict]:
     return out
 
 
-def _predict_image(model, item, out_dir, *, device, score_thresh: float, max_dets: int) -> list[dict]:
+def _predict_image(model, item, out_dir, *, device, score_thresh: float, max_dets: int, surface: bool = False
+                   ) -> list[dict]:
     with Image.open(item.path) as f:
         img = np.asarray(f.convert("RGB"))
     dets = detect(model, img, device=device, score_thresh=score_thresh, max_dets=max_dets)
     iuv = paste_iuv(img.shape[:2], [d.box for d in dets], [d.maps for d in dets])
-    iuv_path, overlay_path = output_paths(item, out_dir)
+    iuv_path, overlay_path, *surface_path = output_paths(item, out_dir, surface=surface)
+    if surface:
+        points = {}
+        for k, d in enumerate(dets):
+            points[f"d{k}"] = detection_surface(d.maps["iuv"], d.box)
+            d.extra["surface"] = {"file": Path(item.stem).as_posix() + "_surface.npz", "key": f"d{k}",
+                                  "points": len(points[f"d{k}"]["vertex"])}
+        write_surface_file(surface_path[0], points)
     caption = None if dets else f"no detection at score >= {score_thresh:g}"
     with atomic_path(iuv_path) as tmp:
         Image.fromarray(iuv).save(tmp, format="PNG")
@@ -151,7 +163,7 @@ def predict_media(model, inputs, out_dir: str | os.PathLike, *, device="cpu", sa
     """
     t0 = time.perf_counter()
     out = Path(out_dir)
-    items = collect_inputs(inputs, out, overlay=settings.overlay)
+    items = collect_inputs(inputs, out, overlay=settings.overlay, surface=settings.surface)
     env_rank, env_world = rank_world()
     rank, world = (env_rank if rank is None else rank), (env_world if world is None else world)
     mine = shard(items, rank, world)
@@ -169,11 +181,11 @@ def predict_media(model, inputs, out_dir: str | os.PathLike, *, device="cpu", sa
             it = tqdm(images, desc="images", unit="img")
         for item in it:
             recs = _predict_image(model, item, out, device=device, score_thresh=settings.score_thresh,
-                                  max_dets=settings.max_dets)
+                                  max_dets=settings.max_dets, surface=settings.surface)
             summary.images += 1
             summary.images_without_detection += not recs
             records += recs
-        done = [c for c in clips if clip_is_complete(c, out, overlay=settings.overlay)]
+        done = [c for c in clips if clip_is_complete(c, out, overlay=settings.overlay, surface=settings.surface)]
         todo = [c for c in clips if c not in done]
         rows = [completed_row(c, out) for c in done]
         rows += predict_clips(model, todo, out, sampling=sampling, settings=settings, device=device, progress=progress)
