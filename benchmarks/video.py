@@ -76,7 +76,8 @@ def infer(model, data: Path, *, device: str, score_thresh: float):
     return out, {"frames": n, "decode_s": t_dec, "inference_s": t_inf}
 
 
-def smooth(clip_dets, radius: int, *, birth: float, align: str = "box") -> tuple[dict, float]:
+def smooth(clip_dets, radius: int, *, birth: float, align: str = "box", foreground: str = "current"
+           ) -> tuple[dict, float]:
     """Per clip, per frame: (boxes, scores, chart results) after tracking and smoothing with ``radius``."""
     import copy
 
@@ -86,7 +87,7 @@ def smooth(clip_dets, radius: int, *, birth: float, align: str = "box") -> tuple
     res, t = {}, 0.0
     for name, frames in clip_dets.items():
         t0 = time.perf_counter()
-        tracker, sm = Tracker(birth_score=birth), WindowSmoother(radius, align=align)
+        tracker, sm = Tracker(birth_score=birth), WindowSmoother(radius, align=align, foreground=foreground)
         done = []
         for _shape, dets in frames:
             dets = [copy.copy(d) for d in dets]  # fresh track ids / fused outputs per run
@@ -159,6 +160,8 @@ def main(argv=None):
     ap.add_argument("--align", default="image", choices=["image", "box"], help="alignment of the --radius rows")
     ap.add_argument("--other-align", type=int, nargs="*", default=[2],
                     help="radii also run with the other alignment")
+    ap.add_argument("--other-foreground", type=int, nargs="*", default=[2],
+                    help="radii also run with the neighbours' foreground averaged (the first design)")
     ap.add_argument("--score-thresh", type=float, default=0.05, help="detections kept for AP")
     ap.add_argument("--birth-score", type=float, default=0.5, help="least score that starts a track (is smoothed)")
     ap.add_argument("--device", default="cpu")
@@ -179,10 +182,11 @@ def main(argv=None):
     target = default_target("densemap_human")
     rows = {}
     other = "box" if args.align == "image" else "image"
-    runs = [(r, args.align) for r in args.radius] + [(r, other) for r in args.other_align if r > 0]
-    for r, align in runs:
-        res, t_s = smooth(dets, r, birth=args.birth_score, align=align)
-        key = "off" if r == 0 else f"radius {r}, {align}-aligned"
+    runs = ([(r, args.align, "current") for r in args.radius] + [(r, other, "current") for r in args.other_align if r > 0]
+            + [(r, args.align, "fused") for r in args.other_foreground if r > 0])
+    for r, align, fg in runs:
+        res, t_s = smooth(dets, r, birth=args.birth_score, align=align, foreground=fg)
+        key = "off" if r == 0 else f"radius {r}, {align}-aligned" + (", fused foreground" if fg == "fused" else "")
         rows[key] = {**score(data, coco, res, target), "smoothing ms/frame": 1000 * t_s / max(speed["frames"], 1)}
         print(f"{key}: {rows[key]}", file=sys.stderr)
     cols = ["GPS AP", "GPSm AP", "UV flicker", "chart switches %", "surface flicker cm", "error cm",

@@ -205,6 +205,29 @@ def test_fusion_is_the_inverse_variance_mean_and_lowers_the_variance_as_predicte
     assert (f.fine_probs()[0].argmax(0) == 3).all() and (f.coarse_probs()[0, 1] > 0.99).all()
 
 
+def test_the_current_frame_keeps_its_foreground_and_background_neighbours_do_not_vote():
+    """foreground="current": the fused foreground is the current frame's own, and a neighbour
+    that sees background on the left half has no say about the charts or U there."""
+    S = 8
+    cur = _roi(0.3, 0.5, 0.1, chart=3, S=S)
+    cur.coarse_segm[0, 1, :, :2] = -30.0  # the current frame: background in the two left columns
+    nb = _roi(0.7, 0.5, 0.1, chart=5, S=S)
+    nb.coarse_segm[0, 1, :, : S // 2] = -30.0  # the neighbour: background on the left half, chart 5 on the right
+    box = [[0, 0, 8, 8]] * 2
+    f = fuse_outputs([cur, nb], box, [1.0, 1.0], center=0)
+    assert torch.allclose(f.coarse_probs()[0], cur.coarse_probs()[0], atol=1e-6)
+    left, right = slice(2, S // 2), slice(S // 2, S)
+    assert (f.fine_probs()[0].argmax(0)[:, left] == 3).all()
+    assert np.allclose(f.u[0, 3, :, left].numpy(), 0.3, atol=1e-5)  # the neighbour's 0.7 does not enter
+    # on the right both are foreground with equal weights: the charts tie, U is the mean there
+    assert np.allclose(f.fine_probs()[0, 3, :, right].numpy(), 0.5, atol=1e-3)
+    # the first design averaged the foreground too: the left half's foreground drops to ~0.5
+    g = fuse_outputs([cur, nb], box, [1.0, 1.0], center=0, foreground="fused")
+    assert np.allclose(g.coarse_probs()[0, 1, :, left].numpy(), 0.5, atol=1e-3)
+    with pytest.raises(ValueError, match="unknown foreground 'mask'"):
+        fuse_outputs([cur], box[:1], [1.0], center=0, foreground="mask")
+
+
 def test_box_alignment_follows_a_moving_box():
     S = 16
     ramp = (np.arange(S) + 0.5)[None, :].repeat(S, 0) / S  # u = position across the box
