@@ -46,45 +46,13 @@ __all__ = ["SURFACE_MESH", "detection_surface", "SurfaceFile", "write_surface_fi
 SURFACE_MESH = "human"  # the embedded mesh whose charts the model predicts
 
 
-_N_VALUES = 25 * 256 * 256  # every 8-bit (I, U, V) DensePose can write
-
-
-class _SurfaceTable:
-    """The surface point of each 8-bit (I, U, V) value met so far, located once per process.
-
-    Predictions are smooth, and a clip repeats its values frame after frame, so each pixel
-    is a table look-up after the first few frames (a full table would be 1.6 M locates).
-    The arrays take 40 MB once touched.
-    """
-
-    def __init__(self, mesh, atlas):
-        self.mesh, self.atlas = mesh, atlas
-        self.face = np.full(_N_VALUES, -2, np.int32)  # -2: not located yet
-        self.vertex = np.empty(_N_VALUES, np.int32)
-        self.bary = np.empty((_N_VALUES, 3), np.float32)
-        self.distance = np.empty(_N_VALUES, np.float32)
-
-    def lookup(self, values: np.ndarray):
-        """(face, vertex, bary, distance) of ``(n, 3)`` uint8 [I, U, V] rows."""
-        from densemap.charts import iuv_to_surface
-
-        key = (values[:, 0].astype(np.int64) << 16) | (values[:, 1].astype(np.int64) << 8) | values[:, 2]
-        new = np.unique(key[self.face[key] == -2])
-        if len(new):
-            sp = iuv_to_surface(np.c_[new >> 16, (new >> 8) & 255, new & 255].astype(np.uint8), self.atlas)
-            self.vertex[new], self.bary[new], self.distance[new] = sp.vertex, sp.bary, sp.distance
-            self.face[new] = sp.face
-        return self.face[key], self.vertex[key], self.bary[key], self.distance[key]
-
-
 @lru_cache(maxsize=None)
 def _reference():
     from densemap.charts import reference_atlas
     from densemap.data import reference
 
     mesh = reference(SURFACE_MESH).mesh
-    atlas = reference_atlas(SURFACE_MESH).check_mesh(mesh)
-    return mesh, atlas, _SurfaceTable(mesh, atlas)
+    return mesh, reference_atlas(SURFACE_MESH).check_mesh(mesh)
 
 
 def detection_surface(iuv: np.ndarray, box) -> dict[str, np.ndarray]:
@@ -113,26 +81,24 @@ def detection_surface(iuv: np.ndarray, box) -> dict[str, np.ndarray]:
     >>> s["pixel"].tolist(), s["vertex"].shape
     ([[10, 21]], (1,))
     """
-    from densemap.surface import surface_positions
+    from densemap.charts import iuv_to_surface
 
-    mesh, _, table = _reference()
+    mesh, atlas = _reference()
     iuv = np.asarray(iuv)
     if iuv.ndim != 3 or iuv.shape[0] != 3 or iuv.dtype != np.uint8:
         raise ValueError(f"iuv must be a (3, h, w) uint8 array, got {iuv.shape} {iuv.dtype}")
     rows, cols = np.nonzero(iuv[0] > 0)
     values = iuv[:, rows, cols].T.copy()
-    face, vertex, bary, distance = table.lookup(values)
-    point = np.full((len(face), 3), np.nan, np.float32)
-    ok = face >= 0
-    point[ok] = surface_positions(mesh.vertices, mesh.faces, face[ok], bary[ok].astype(np.float64))
+    sp = iuv_to_surface(values, atlas, vertices=mesh.vertices)
     x0, y0 = int(box[0]), int(box[1])
-    return {"pixel": np.c_[x0 + cols, y0 + rows].astype(np.int32), "iuv": values, "vertex": vertex, "face": face,
-            "bary": np.where(ok[:, None], bary, np.nan).astype(np.float32), "point": point,
-            "distance": np.where(ok, distance, np.nan).astype(np.float32)}
+    return {"pixel": np.c_[x0 + cols, y0 + rows].astype(np.int32), "iuv": values,
+            "vertex": sp.vertex.astype(np.int32), "face": sp.face.astype(np.int32),
+            "bary": sp.bary.astype(np.float32), "point": sp.point.astype(np.float32),
+            "distance": sp.distance.astype(np.float32)}
 
 
 def _meta() -> dict:
-    mesh, atlas, _ = _reference()
+    mesh, atlas = _reference()
     return {"format": "densemap.predict.surface", "format_version": 1, "mesh": mesh.name, "mesh_sha1": mesh.sha1,
             "n_vertices": mesh.n_vertices, "n_faces": mesh.n_faces, "atlas": atlas.name,
             "arrays": ["pixel", "iuv", "vertex", "face", "bary", "point", "distance"],
