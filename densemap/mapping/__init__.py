@@ -13,6 +13,8 @@ module              what it holds
 ``quality``         one function per metric, composed by :func:`map_quality`
 ``alignment``       :class:`Alignment` (both maps + provenance), its ``.npz`` file format
 ``pipeline``        :class:`Aligner` (one prefactored solver per mesh) and :func:`align`
+``view``            the viewer page of an alignment (:func:`~densemap.mapping.view.view_alignment`),
+                    per-vertex stretch, round trip and ground-truth error
 ``outputs``         :func:`run_align`: what ``densemap align`` does, outputs included
 ==================  ====================================================================
 

@@ -11,6 +11,9 @@ module        what it holds
               reading ids back from pixels; numpy only
 ``gl``        :func:`check_offscreen_gl`: find an OpenGL backend VTK can use
               without segfaulting (probed in a child process)
+``viewer``    the interactive viewer: one self-contained HTML page of two meshes
+              and their maps (three.js vendored in ``static/three``)
+``browser``   load a page in headless Chromium: its DOM and a screenshot
 ============  ==================================================================
 
 Importing this package does not import pyvista or VTK.

@@ -297,7 +297,20 @@ function vertexAt(s, clientX, clientY) {
 }
 
 function onPointer(s, ev, kind) {
-  if (kind === 'move' && (state.pinned || ev.buttons)) return;
+  if (kind === 'move') {
+    // at most one ray per frame however fast the pointer moves
+    if (state.pinned || ev.buttons) return;
+    const first = !s.hover;
+    s.hover = [ev.clientX, ev.clientY];
+    if (first) requestAnimationFrame(() => {
+      const [x, y] = s.hover;
+      s.hover = null;
+      if (state.pinned) return;
+      const v = vertexAt(s, x, y);
+      if (v !== null) pick(s.key, v);
+    });
+    return;
+  }
   const v = vertexAt(s, ev.clientX, ev.clientY);
   if (kind === 'click') {
     if (s.down && Math.hypot(ev.clientX - s.down[0], ev.clientY - s.down[1]) > 4) return; // a drag, not a click
