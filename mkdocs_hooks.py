@@ -11,6 +11,8 @@ README's command table, not here.
 from __future__ import annotations
 
 import ast
+import html
+import re
 import shutil
 from pathlib import Path
 
@@ -115,3 +117,21 @@ def on_files(files, config, **kwargs):
     for name in public_modules():
         files.append(File.generated(config, page_path(name), content=module_page(name)))
     return files
+
+
+_ROLE = re.compile(r":(?:func|class|meth|mod|data|attr|exc|obj):<code>(~?)([A-Za-z_][\w.]*)(\(\))?</code>")
+
+
+def _role_to_ref(match: re.Match, module: str) -> str:
+    tilde, name, call = match.groups()
+    shown = (name.rsplit(".", 1)[-1] if tilde else name) + (call or "")
+    target = name if name.split(".")[0] in {"densemap", "densemap_models"} else f"{module}.{name}"
+    return f'<autoref identifier="{html.escape(target)}" optional><code>{html.escape(shown)}</code></autoref>'
+
+
+def on_page_content(html_text, page, **kwargs):
+    src = page.file.src_uri
+    if not (src.startswith("api/") and src != "api/index.md"):
+        return html_text
+    module = src[len("api/"):-len(".md")]
+    return _ROLE.sub(lambda m: _role_to_ref(m, module), html_text)
