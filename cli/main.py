@@ -23,6 +23,9 @@ COMMANDS = {
     "predict": ("densemap.cli.predict", "predict"),
     "pseudo-label": ("densemap.cli.pseudo", "pseudo_label"),
     "view": ("densemap.cli.view", "view"),
+    "transfer-parts": ("densemap.cli.transfer_parts", "transfer_parts"),
+    "charts": ("densemap.cli.charts", "charts"),
+    "export-cse": ("densemap.cli.cse", "export_cse"),
 }
 
 
