@@ -1,0 +1,45 @@
+"""``densemap transfer-parts``: a reference's parts on a new mesh, from landmark pairs."""
+
+from __future__ import annotations
+
+import click
+
+from .options import check_outputs, device_option, echo_result, library_errors, resolve_device, verbosity
+
+
+@click.command("transfer-parts")
+@click.argument("ref_mesh")
+@click.argument("new_mesh")
+@click.option("--landmarks", required=True, type=click.Path(dir_okay=False),
+              help='JSON {"pairs": [[ref_vertex, new_vertex], ...]} or {"points": [[[x,y,z], [x,y,z]], ...]}.')
+@click.option("--ref-parts", type=click.Path(dir_okay=False),
+              help="Parts of REF_MESH (default: the embedded mesh's, or its OBJ groups).")
+@click.option("-o", "--out", required=True, type=click.Path(dir_okay=False),
+              help="Parts of NEW_MESH: .json {name: [ids]} or .npy (+ .names.json); a .report.json beside it.")
+@click.option("--iterations", type=click.IntRange(min=0), default=0, show_default=True,
+              help="At most this many descriptor iterations after the landmark bootstrap (kept while they help).")
+@click.option("--smoothness", type=click.FloatRange(min=0), default=0.05, show_default=True,
+              help="Graph-cut cost of a part boundary per mean edge length.")
+@device_option("the geodesics")
+@click.pass_context
+@library_errors
+def transfer_parts(ctx, ref_mesh, new_mesh, landmarks, ref_parts, out, iterations, smoothness, device):
+    """Cut NEW_MESH into the parts of REF_MESH ('human', 'chimp' or a mesh file) from landmarks.
+
+    Prints per part its share of the area and how sure the transfer is (mean confidence,
+    and the share of its area below 0.5).
+    """
+    from densemap.mapping.transfer_parts import run_transfer_parts
+
+    check_outputs([("-o", out, "file")], {"REF_MESH": ref_mesh, "NEW_MESH": new_mesh, "--landmarks": landmarks,
+                                          "--ref-parts": ref_parts})
+    result, files = run_transfer_parts(ref_mesh, new_mesh, landmarks, out, ref_parts=ref_parts, iterations=iterations,
+                                       smoothness=smoothness, device=resolve_device(device),
+                                       progress=verbosity(ctx) > 0)
+    lines = [" -> ".join(f"{h['stage']} {h['mean_confidence']:.3f}{'' if h['kept'] else ' (dropped)'}"
+                         for h in result.history) + "  (mean confidence per stage)",
+             "part                    area   confidence  unsure"]
+    for name, p in result.per_part.items():
+        lines.append(f"{name:22s} {p['area_fraction']:6.3f} {p['confidence']:10.3f} {p['low_confidence_area']:7.1%}")
+    lines.append("wrote " + ", ".join(str(f) for f in files))
+    echo_result("\n".join(lines))
