@@ -50,10 +50,12 @@ def test_stored_outputs(path):
 
 @pytest.mark.notebook
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
-def test_notebook_runs(path):
+def test_notebook_runs(path, tmp_path):
     nb = nbformat.read(path, as_version=4)
     limit = LIMIT_S[path.stem]
-    env = {**os.environ, "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE")}
+    # the notebooks' temporary folders (datasets, runs: ~170 MB) go under pytest's tmp_path, which
+    # pytest prunes, even when the kernel is stopped before it removes them itself
+    env = {**os.environ, "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE"), "TMPDIR": str(tmp_path)}
     client = nbclient.NotebookClient(nb, kernel_name="python3", resources={"metadata": {"path": str(FOLDER)}},
                                      timeout=limit)
     start = time.monotonic()
