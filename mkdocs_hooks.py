@@ -50,8 +50,11 @@ def _is_package(name: str) -> bool:
 
 
 def _summary(path: Path) -> str:
+    """The first paragraph of a module's docstring, as Markdown (rST roles and literals made code)."""
     doc = ast.get_docstring(ast.parse(path.read_text())) or ""
-    return doc.strip().split("\n\n")[0].replace("\n", " ").replace("|", "\\|")
+    first = doc.strip().split("\n\n")[0].replace("\n", " ").replace("|", "\\|")
+    first = re.sub(r":\w+:`~?([^`]+)`", lambda m: f"`{m[1].rsplit('.', 1)[-1] if '~' in m[0] else m[1]}`", first)
+    return re.sub(r"``([^`]+)``", r"`\1`", first)
 
 
 def _groups() -> dict[str, list[str]]:
