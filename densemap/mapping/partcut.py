@@ -11,8 +11,8 @@ neighbouring part with the lowest data cost. :func:`clean_parts` does both.
 
 Hand-written around scipy's max-flow: the libraries that do expansion moves are not
 allowed dependencies here (PyMaxflow is GPL-3; gco-wrapper wraps GCO, whose licence is
-for research only) and networkx's max-flow is pure Python (about 100x slower on a
-7000-vertex mesh); scipy provides the minimum cut, the moves are a few vectorised lines.
+for research only) and networkx's max-flow is pure Python; scipy provides the minimum
+cut in compiled code, the moves are a few vectorised lines.
 """
 
 from __future__ import annotations

@@ -10,7 +10,8 @@
 2. **clean**: a Potts graph cut on the new mesh with those costs as data term and the
    boundary length as smoothness, then one connected region per part
    (:func:`~densemap.mapping.partcut.clean_parts`); the landmarks keep their reference
-   vertex's part;
+   vertex's part; a part left below a quarter of its reference share of the area grows
+   ring by ring, so that every part can be aligned;
 3. **iterate**: the part-wise align's descriptors (:meth:`Aligner.descriptors`: mean
    geodesic distance to each part) are computed on both meshes with the current parts
    (each column over its standard deviation: a shrunken part cannot break the scale) and
@@ -102,6 +103,33 @@ def _per_part(mesh: Mesh, labels: np.ndarray, conf: np.ndarray, names) -> dict:
     return out
 
 
+def _grow_small(mesh: Mesh, labels: np.ndarray, costs: np.ndarray, share: np.ndarray, fixed: np.ndarray, *,
+                frac: float = 0.25) -> np.ndarray:
+    """Parts below ``frac`` of their reference share of the area grow ring by ring (cheapest
+    neighbours first) until they reach it; then one connected region per part again.
+
+    A part the cut squeezed to a landmark or two cannot be aligned (its descriptor column
+    has no scale); growing it keeps every part alignable, and its low confidence says why.
+    """
+    from .partcut import connect_parts
+
+    lab = labels.copy()
+    A = mesh.adjacency.tocsr()
+    area = mesh.vertex_areas
+    for k in range(costs.shape[1]):
+        target = frac * share[k] * mesh.area
+        for _ in range(mesh.n_vertices):
+            inside = lab == k
+            if area[inside].sum() >= target:
+                break
+            ring = np.flatnonzero((A @ inside.astype(np.float64) > 0) & ~inside & ~fixed)
+            if not len(ring):
+                break
+            take = ring[np.argsort(costs[ring, k], kind="stable")[: max(1, len(ring) // 2)]]
+            lab[take] = k
+    return connect_parts(mesh, lab, costs, fixed=fixed, n_parts=costs.shape[1])
+
+
 def _rms(x: np.ndarray) -> float:
     return float(np.sqrt(((x - x.mean(axis=0)) ** 2).sum(axis=1).mean()))
 
@@ -189,7 +217,14 @@ def transfer_parts(ref_mesh: Mesh, ref_parts: PartLabels, new_mesh: Mesh, landma
     costs = normalise_costs(part_costs(feat_n, feat_r, ref_parts.labels, L))
     start = costs.argmin(axis=1)
     start[landmarks.new[known >= 0]] = known[known >= 0]
-    labels = clean_parts(new_mesh, costs, smoothness=smoothness, labels=start, fixed=fixed)
+    share = np.bincount(ref_parts.labels[ref_parts.labels >= 0], weights=ref_mesh.vertex_areas[ref_parts.labels >= 0],
+                        minlength=L) / ref_mesh.area
+
+    def clean(c, start_labels):
+        return _grow_small(new_mesh, clean_parts(new_mesh, c, smoothness=smoothness, labels=start_labels, fixed=fixed),
+                           c, share, fixed)
+
+    labels = clean(costs, start)
     conf = confidence_of(costs, labels)
     note("bootstrap", labels, conf, 1.0, t0)
 
@@ -202,7 +237,7 @@ def transfer_parts(ref_mesh: Mesh, ref_parts: PartLabels, new_mesh: Mesh, landma
         w = descriptor_weight * scale_f / max(_rms(desc_r), 1e-300)
         c = normalise_costs(part_costs(np.hstack([feat_n, w * desc_n]), np.hstack([feat_r, w * desc_r]),
                                        ref_parts.labels, L))
-        new = clean_parts(new_mesh, c, smoothness=smoothness, labels=labels, fixed=fixed)
+        new = clean(c, labels)
         new_conf = confidence_of(c, new)
         changed = float(new_mesh.vertex_areas[new != labels].sum() / new_mesh.area)
         better = (new_mesh.vertex_areas @ new_conf) > (new_mesh.vertex_areas @ conf)
