@@ -44,17 +44,19 @@ def _summary(report: dict, path) -> str:
     if "before" in report:
         b = report["before"]
         lines.append(f"carried: flipped {b['flipped_fraction']:.2%}, degenerate {b['degenerate_fraction']:.2%}, "
-                     f"area {b['area']:.3f}, angle {b['angle']:.3f}")
+                     f"median area {b['area_median']:.3f}, median angle {b['angle_median']:.3f}")
         lines.append(f"relaxed: flipped {d['flipped_fraction']:.2%}, degenerate {d['degenerate_fraction']:.2%}, "
-                     f"area {d['area']:.3f}, angle {d['angle']:.3f}")
+                     f"median area {d['area_median']:.3f}, median angle {d['angle_median']:.3f}")
     else:
-        lines.append(f"flipped {d['flipped_fraction']:.2%}, area {d['area']:.3f}, angle {d['angle']:.3f}")
+        lines.append(f"flipped {d['flipped_fraction']:.2%}, median area {d['area_median']:.3f}, "
+                     f"median angle {d['angle_median']:.3f}")
+    lines.append("(area, angle: 1 = preserved; medians over the faces, means in the report)")
     lines.append("chart  faces  area   angle  flipped" + ("  (carried: area angle flipped)" if "before" in report else ""))
     for cid, c in sorted(d["per_chart"].items(), key=lambda kv: int(kv[0])):
-        row = f"{int(cid):5d} {c['faces']:6d} {c['area']:6.3f} {c['angle']:6.3f} {c['flipped']:8d}"
+        row = f"{int(cid):5d} {c['faces']:6d} {c['area_median']:6.3f} {c['angle_median']:6.3f} {c['flipped']:8d}"
         if "before" in report and cid in report["before"]["per_chart"]:
             p = report["before"]["per_chart"][cid]
-            row += f"  ({p['area']:.3f} {p['angle']:.3f} {p['flipped']})"
+            row += f"  ({p['area_median']:.3f} {p['angle_median']:.3f} {p['flipped']})"
         lines.append(row)
     lines.append(f"wrote {path}")
     return "\n".join(lines)

@@ -95,7 +95,8 @@ def _labels(mesh: Mesh, ref, parts, charts) -> tuple[PartLabels, str]:
 
 
 def _summary(d: dict) -> dict:
-    keys = ("faces", "flipped", "degenerate", "flipped_fraction", "degenerate_fraction", "area", "angle")
+    keys = ("faces", "flipped", "degenerate", "flipped_fraction", "degenerate_fraction", "area", "angle",
+            "area_median", "angle_median")
     return {k: d[k] for k in keys if k in d}
 
 

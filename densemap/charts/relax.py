@@ -406,6 +406,30 @@ def _fit_unit_square(uv, charts, margin):
     return uv
 
 
+def _face_distortion(vertices, faces, uv) -> tuple[np.ndarray, np.ndarray]:
+    """Per face ``max(J, 1 / J)`` of the area ratio (relative to the piece's overall scale)
+    and ``s1 / s2``: the per-face terms behind :func:`~densemap.charts.flatten.build_atlas`'s
+    means (inf for a flipped or degenerate face, as they count against it)."""
+    p = vertices[faces]
+    e1, e2 = p[:, 1] - p[:, 0], p[:, 2] - p[:, 0]
+    n = np.cross(e1, e2)
+    a3 = 0.5 * np.linalg.norm(n, axis=1)
+    x = e1 / np.maximum(np.linalg.norm(e1, axis=1, keepdims=True), 1e-300)
+    y = np.cross(n / np.maximum(2 * a3[:, None], 1e-300), x)
+    P = np.stack([np.c_[(e1 * x).sum(1), (e1 * y).sum(1)], np.c_[(e2 * x).sum(1), (e2 * y).sum(1)]], axis=2)
+    Q = np.stack([uv[:, 1] - uv[:, 0], uv[:, 2] - uv[:, 0]], axis=2)
+    a2 = signed_area_2d(uv)
+    ok = (a3 > 0) & (a2 > 0)
+    area, angle = np.full(len(faces), np.inf), np.full(len(faces), np.inf)
+    if ok.any():
+        s = np.linalg.svd(Q[ok] @ np.linalg.inv(P[ok]), compute_uv=False)
+        scale = np.abs(a2).sum() / max(a3.sum(), 1e-300)
+        det = s[:, 0] * s[:, 1] / scale
+        with np.errstate(divide="ignore", invalid="ignore"):  # a zero singular value: infinite distortion
+            area[ok], angle[ok] = np.maximum(det, 1 / det), s[:, 0] / s[:, 1]
+    return area, angle
+
+
 def chart_report(mesh: Mesh, atlas: ChartAtlas) -> dict:
     """Per chart and overall: area and angle distortion, flipped and degenerate triangles.
 
@@ -413,7 +437,9 @@ def chart_report(mesh: Mesh, atlas: ChartAtlas) -> dict:
     zero (u, v) or 3-D area. ``area`` and ``angle`` are those of :func:`build_atlas`
     (area-weighted means of ``max(s1 s2, 1 / (s1 s2))`` relative to the chart's scale and
     of ``s1 / s2``) over the non-flipped, non-degenerate triangles; overall, the charts'
-    figures weighted by their surface area (``surface``).
+    figures weighted by their surface area (``surface``). A few nearly degenerate
+    triangles dominate those means; ``area_median`` and ``angle_median`` (per chart and
+    over all faces, flipped and degenerate ones counting as infinite) are the robust figures.
 
     Examples
     --------
@@ -423,7 +449,7 @@ def chart_report(mesh: Mesh, atlas: ChartAtlas) -> dict:
     >>> r["flipped"], len(r["per_chart"]), bool(1 <= r["angle"] < 2)
     (0, 24, True)
     """
-    per = {}
+    per, medians = {}, []
     for cid in np.unique(atlas.charts[atlas.charts > 0]).tolist():
         f = np.flatnonzero(atlas.charts == cid)
         uv = atlas.uv[f].copy()
@@ -433,6 +459,9 @@ def chart_report(mesh: Mesh, atlas: ChartAtlas) -> dict:
         d = _distortion(mesh.vertices, mesh.faces[f], uv)
         per[cid] = {k: d[k] for k in ("faces", "area", "angle", "flipped", "degenerate")}
         per[cid]["surface"] = float(mesh.face_areas[f].sum())
+        fa, fg = _face_distortion(mesh.vertices, mesh.faces[f], uv)
+        per[cid]["area_median"], per[cid]["angle_median"] = float(np.median(fa)), float(np.median(fg))
+        medians.append((fa, fg))
     n = max(sum(d["faces"] for d in per.values()), 1)
     total = {k: int(sum(d[k] for d in per.values())) for k in ("faces", "flipped", "degenerate")}
     total["flipped_fraction"] = total["flipped"] / n
@@ -440,4 +469,7 @@ def chart_report(mesh: Mesh, atlas: ChartAtlas) -> dict:
     s = max(sum(d["surface"] for d in per.values()), 1e-300)
     for k in ("area", "angle"):  # surface-weighted means of the charts' figures
         total[k] = float(sum(d[k] * d["surface"] for d in per.values()) / s)
+    if medians:
+        total["area_median"] = float(np.median(np.concatenate([m[0] for m in medians])))
+        total["angle_median"] = float(np.median(np.concatenate([m[1] for m in medians])))
     return {**total, "per_chart": per}
