@@ -120,15 +120,19 @@ class SurfaceFile:
         self._zip = zipfile.ZipFile(self._tmp, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1)
         self.keys: list[str] = []
 
+    def _write(self, name: str, a) -> None:
+        with self._zip.open(f"{name}.npy", "w", force_zip64=True) as fh:
+            np.lib.format.write_array(fh, np.asarray(a), allow_pickle=False)
+
     def add(self, key: str, arrays: dict[str, np.ndarray]) -> None:
+        """Write one detection's arrays as ``key.<name>``."""
         for name, a in arrays.items():
-            with self._zip.open(f"{key}.{name}.npy", "w", force_zip64=True) as fh:
-                np.lib.format.write_array(fh, np.asarray(a), allow_pickle=False)
+            self._write(f"{key}.{name}", a)
         self.keys.append(key)
 
     def close(self) -> Path:
-        self.add("meta", {"json": np.array(json.dumps({**_meta(), "keys": self.keys}))})
-        self.keys.pop()
+        """Write ``meta.json`` (with the keys), finish the zip and move it into place."""
+        self._write("meta.json", np.array(json.dumps({**_meta(), "keys": self.keys})))
         self._zip.close()
         self._atomic.__exit__(None, None, None)
         return self.path

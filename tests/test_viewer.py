@@ -197,6 +197,17 @@ def test_align_view_then_view_finds_the_files(tmp_path, monkeypatch):
     assert r.exit_code == 1 and "--mesh-a b.obj has sha1" in r.output
 
 
+def test_embedded_meshes_are_known_by_their_hash_even_from_a_file():
+    from densemap.data import data_path
+    from densemap.mapping.view import _species
+    from densemap.mesh import load_mesh
+
+    assert _species(load_mesh(data_path("human.obj"))) == "human"  # a file copy: charts and ground truth apply
+    assert _species(reference("chimp").mesh) == "chimp"
+    moved = reference("chimp").mesh
+    assert _species(Mesh(moved.vertices + 1e-3, moved.faces)) is None
+
+
 def test_view_errors_are_one_line(tmp_path):
     r = CliRunner().invoke(main, ["view", str(tmp_path)])
     assert r.exit_code == 1 and "no alignment.npz in this folder" in r.output and len(r.output.splitlines()) == 1

@@ -110,13 +110,13 @@ def _fields():
 
 
 def _species(mesh: Mesh) -> str | None:
-    """The embedded species whose mesh this is (named as :func:`densemap.data.reference` names it, same hash)."""
-    from ..data import SPECIES, reference
+    """The embedded species whose mesh this is (same hash; the embedded mesh is loaded only if the sizes agree)."""
+    from ..data import SPECIES, data_path, reference
 
-    name = str(mesh.name)
-    species = name.removeprefix("reference ") if name.startswith("reference ") else None
-    if species in SPECIES and reference(species).mesh.sha1 == mesh.sha1:
-        return species
+    for s in SPECIES:
+        n = len(np.load(data_path(f"{s}_parts.npy"), mmap_mode="r"))  # its vertex count, without loading it
+        if n == mesh.n_vertices and reference(s).mesh.sha1 == mesh.sha1:
+            return s
     return None
 
 
@@ -184,7 +184,7 @@ def _alignment_file(align: str | os.PathLike) -> Path:
 
 def _find_mesh(path: Path, which: str, record: dict, given, flag: str) -> Mesh:
     """The mesh ``record`` (name, sha1 from the alignment's metadata) describes."""
-    from ..data import SPECIES, reference
+    from ..data import SPECIES, data_path, reference
 
     sha1, name = record.get("sha1"), record.get("name")
     if given is not None:
@@ -199,7 +199,8 @@ def _find_mesh(path: Path, which: str, record: dict, given, flag: str) -> Mesh:
         raise DensemapError(f"{path}: {which} {name!r} changed since the alignment (sha1 {mesh.sha1}, was {sha1}); "
                             f"give the original with {flag}")
     for s in SPECIES:
-        if reference(s).mesh.sha1 == sha1:
+        if record.get("n_vertices") in (None, len(np.load(data_path(f"{s}_parts.npy"), mmap_mode="r"))) and \
+                reference(s).mesh.sha1 == sha1:
             return reference(s).mesh
     raise DensemapError(f"{path}: {which} {name!r} is not an embedded mesh and no such file is here; give it with {flag}")
 
