@@ -159,12 +159,14 @@ def write_obj(mesh, fh, *, groups=None, group_names=None, precision=8) -> None:
     ------
     MeshError
         A group name that OBJ cannot hold as it is: empty, or with line breaks, tabs,
-        or leading, trailing or repeated spaces (the reader would give back another name).
+        other control characters (a NUL makes the file binary to every reader), or leading,
+        trailing or repeated spaces (the reader would give back another name).
     """
     for name in group_names or ():
-        if not name or name != " ".join(str(name).split()):
-            raise MeshError(f"group name {str(name)[:40]!r} cannot be written in OBJ (no line breaks, tabs or "
-                            "leading, trailing or repeated spaces)")
+        name = str(name)
+        if not name or name != " ".join(name.split()) or any(ord(ch) < 32 or ord(ch) == 127 for ch in name):
+            raise MeshError(f"group name {name[:40]!r} cannot be written in OBJ (no line breaks, tabs, control "
+                            "characters or leading, trailing or repeated spaces)")
     fmt = f"{{:.{precision}g}}"
     fh.write(f"# written by densemap: {mesh.n_vertices} vertices, {mesh.n_faces} faces\n")
     fh.write("".join(f"v {fmt.format(x)} {fmt.format(y)} {fmt.format(z)}\n" for x, y, z in mesh.vertices))

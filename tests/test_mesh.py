@@ -199,3 +199,16 @@ def test_read_obj_groups(tmp_path):
     d = read_obj(p)
     assert d.group_names == ["left", "right"]
     np.testing.assert_array_equal(d.face_groups, [0, 1])
+
+
+@pytest.mark.parametrize("name", ["a\x00b", "tab\there", "line\nbreak", " padded", "two  spaces", "bell\x07", ""])
+def test_obj_writer_refuses_group_names_the_reader_would_change(tmp_path, name):
+    """A NUL would make the file binary; other control characters and padding come back changed."""
+    import io
+
+    from densemap._obj import write_obj
+
+    m = Mesh(np.eye(3), np.array([[0, 1, 2]]))
+    with pytest.raises(MeshError, match="cannot be written in OBJ"):
+        write_obj(m, io.StringIO(), groups=np.array([0]), group_names=[name])
+    write_obj(m, io.StringIO(), groups=np.array([0]), group_names=["a fine name"])  # and a plain one is written
