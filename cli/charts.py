@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from .options import check_outputs, echo_result, library_errors, verbosity
+from .options import check_outputs, echo_result, library_errors
 
 
 @click.command()
@@ -19,11 +19,15 @@ from .options import check_outputs, echo_result, library_errors, verbosity
               "(.npz, DensePose's UV_Processed.mat, .obj with vt).")
 @click.option("--map", "alignment", type=click.Path(dir_okay=False),
               help="transfer: alignment.npz of `densemap align REF MESH` (the map from MESH onto the reference).")
+@click.option("--atlas", type=click.Path(dir_okay=False),
+              help="An existing atlas of MESH (.npz, .mat, .obj) to write in OUT's format instead of building one.")
+@click.option("--relax-iterations", type=click.IntRange(min=1), default=1500, show_default=True,
+              help="transfer: L-BFGS iterations of the relaxation (fewer: faster, more distorted hands).")
 @click.option("-o", "--out", required=True, type=click.Path(dir_okay=False),
               help="Output: .npz atlas, .mat UV_Processed, .obj (vt + chart groups), .ply (part/chart/u/v), .png.")
 @click.pass_context
 @library_errors
-def charts(ctx, mesh, parts, charts_file, method, reference, alignment, out):
+def charts(ctx, mesh, parts, charts_file, method, reference, alignment, atlas, relax_iterations, out):
     """Chart atlas of MESH (a mesh file, or 'human'/'chimp' for an embedded mesh).
 
     Prints the distortion per chart (area, angle: 1 = perfect) and the flipped-triangle
@@ -32,9 +36,9 @@ def charts(ctx, mesh, parts, charts_file, method, reference, alignment, out):
     from densemap.charts.make import make_charts
 
     check_outputs([("-o", out, "file")], {"MESH": mesh, "--parts": parts, "--charts": charts_file,
-                                          "--from": reference, "--map": alignment})
+                                          "--from": reference, "--map": alignment, "--atlas": atlas})
     run = make_charts(mesh, out, method=method, parts=parts, charts=charts_file, reference=reference,
-                      alignment=alignment, progress=verbosity(ctx) > 0)
+                      alignment=alignment, atlas=atlas, iterations=relax_iterations)
     echo_result(_summary(run.report, run.path))
 
 

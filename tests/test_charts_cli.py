@@ -113,3 +113,19 @@ def test_make_charts_transfer_from_an_alignment_of_a_mesh_with_itself(tmp_path):
     assert run.report["before"]["flipped"] == 0 and run.report["distortion"]["flipped"] == 0
     assert np.array_equal(run.atlas.charts, ref_atlas.charts)
     assert load_atlas(tmp_path / "out.npz", mesh).n_charts == 8
+
+
+def test_charts_cli_rewrites_an_atlas_in_another_format(tmp_path):
+    from densemap.charts import load_uv_processed, save_atlas
+    from densemap.mesh import save_mesh
+
+    save_mesh(icosphere(2), tmp_path / "s.obj")
+    mesh = load_mesh(tmp_path / "s.obj")
+    atlas = build_atlas(mesh, octant_parts(mesh))
+    save_atlas(atlas, tmp_path / "a.npz")
+    r = CliRunner().invoke(main, ["charts", str(tmp_path / "s.obj"), "--atlas", str(tmp_path / "a.npz"),
+                                  "-o", str(tmp_path / "UV_Processed.mat")])
+    assert r.exit_code == 0, r.output
+    back = load_uv_processed(tmp_path / "UV_Processed.mat", mesh)
+    np.testing.assert_allclose(back.uv, load_atlas(tmp_path / "a.npz", mesh).uv, atol=0)
+    assert np.array_equal(back.charts, atlas.charts)

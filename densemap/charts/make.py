@@ -101,8 +101,7 @@ def _summary(d: dict) -> dict:
 
 
 def make_charts(mesh, out: str | os.PathLike, *, method: Method = "flatten", parts=None, charts=None,
-                reference=None, alignment=None, fit_weight: float = 1.0, iterations: int = 300,
-                progress: bool = False) -> ChartsRun:
+                reference=None, alignment=None, atlas=None, fit_weight: float = 1.0, iterations: int = 1500) -> ChartsRun:
     """Build an atlas for a mesh and write it (format from ``out``'s suffix).
 
     Parameters
@@ -120,9 +119,11 @@ def make_charts(mesh, out: str | os.PathLike, *, method: Method = "flatten", par
     alignment : path-like
         ``transfer``: an alignment file (``densemap align REF MESH``) holding the map
         from the mesh onto the reference (:func:`map_to_reference`).
+    atlas : path-like, optional
+        An existing atlas of the mesh (``.npz``, ``.mat``, ``.obj``) to write in another
+        format instead of building one (``method`` is then ignored).
     fit_weight, iterations
         Of the relaxation (:func:`~densemap.charts.relax.relax_atlas`).
-    progress : bool
 
     Returns
     -------
@@ -151,7 +152,13 @@ def make_charts(mesh, out: str | os.PathLike, *, method: Method = "flatten", par
     if parts is not None:
         part_labels = parts if isinstance(parts, PartLabels) else load_parts(parts, new)
     report: dict = {"method": method, "mesh": {"name": new.name, "vertices": new.n_vertices, "faces": new.n_faces}}
-    if method == "flatten":
+    if atlas is not None:
+        from .io import load_atlas
+
+        atlas = load_atlas(atlas, new)
+        report["method"] = "read"
+        dist = chart_report(new, atlas)
+    elif method == "flatten":
         labels, kind = _labels(new, ref, part_labels, charts)
         atlas = build_atlas(new, labels, name=f"{kind} atlas of {new.name}")
         report["labels"] = kind

@@ -321,7 +321,7 @@ def _det(x, tri):
     return a[:, 0] * b[:, 1] - a[:, 1] * b[:, 0], a, b
 
 
-def relax_atlas(mesh: Mesh, atlas: ChartAtlas, weight=None, *, fit_weight: float = 1.0, iterations: int = 300,
+def relax_atlas(mesh: Mesh, atlas: ChartAtlas, weight=None, *, fit_weight: float = 1.0, iterations: int = 1500,
                 margin: float = 0.02, name: str | None = None) -> ChartAtlas:
     """Re-solve every chart piece of a carried atlas into a fold-free parametrisation near it.
 
@@ -339,6 +339,8 @@ def relax_atlas(mesh: Mesh, atlas: ChartAtlas, weight=None, *, fit_weight: float
         distortion (symmetric Dirichlet, 4 per unit area at an isometry).
     iterations : int
         L-BFGS iterations of the final, fold-free stage (it stops earlier once it stalls).
+        Hands need many: on the embedded chimp 300 leave their median area distortion
+        at about 400 (the fingers of a conformal start), 1500 bring it to 2.
     margin : float
         A chart that left ``[0, 1]^2`` is scaled into ``[margin, 1 - margin]^2``.
 

@@ -271,7 +271,8 @@ def part_costs(features_new: np.ndarray, features_ref: np.ndarray, ref_labels: n
                chunk: int = 512) -> np.ndarray:
     """(V_new, L): distance from each new vertex's features to the nearest reference vertex of each part.
 
-    Dense distances in float32 blocks (torch ``cdist``), reduced per part.
+    Dense distances in float64 blocks (torch ``cdist``; float32 would let a neighbour a hair
+    away in feature space beat a vertex's own exact match), reduced per part.
     """
     import torch
 
@@ -282,10 +283,10 @@ def part_costs(features_new: np.ndarray, features_ref: np.ndarray, ref_labels: n
     if (counts == 0).any():
         raise ValueError(f"reference part {int(np.flatnonzero(counts == 0)[0])} has no vertex")
     starts = np.r_[0, np.cumsum(counts)[:-1]]
-    ref = torch.as_tensor(np.ascontiguousarray(features_ref[order]), dtype=torch.float32)
+    ref = torch.as_tensor(np.ascontiguousarray(features_ref[order]), dtype=torch.float64)
     out = np.empty((len(features_new), n_parts))
     for s in range(0, len(features_new), chunk):
-        q = torch.as_tensor(np.ascontiguousarray(features_new[s : s + chunk]), dtype=torch.float32)
+        q = torch.as_tensor(np.ascontiguousarray(features_new[s : s + chunk]), dtype=torch.float64)
         out[s : s + chunk] = np.minimum.reduceat(torch.cdist(q, ref).numpy(), starts, axis=1)
     return out
 
