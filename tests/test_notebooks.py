@@ -38,6 +38,7 @@ def _outputs(nb, kind: str) -> list:
 def test_stored_outputs(path):
     """Stored executed, in order, without errors, with their pictures and tables."""
     nb = nbformat.read(path, as_version=4)
+    nbformat.validate(nb)
     code = [c for c in nb.cells if c.cell_type == "code"]
     assert [c.execution_count for c in code] == list(range(1, len(code) + 1)), "not executed top to bottom"
     assert not _outputs(nb, "error")
