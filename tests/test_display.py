@@ -13,7 +13,6 @@ from conftest import icosphere, octant_parts
 from densemap._display import Table, format_value
 from densemap.annotation.report import DROPPED, KEPT, MOVED, AnnotationRecord, ConversionReport
 from densemap.mapping import Alignment, MapQuality, QualityReport, VertexMap, map_quality
-from densemap.parts import PartLabels
 
 
 def cells(text: str) -> list[list[str]]:
