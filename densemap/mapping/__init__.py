@@ -13,6 +13,9 @@ module              what it holds
 ``quality``         one function per metric, composed by :func:`map_quality`
 ``alignment``       :class:`Alignment` (both maps + provenance), its ``.npz`` file format
 ``pipeline``        :class:`Aligner` (one prefactored solver per mesh) and :func:`align`
+``landmarks``       landmark files, landmark-geodesic features, per-part feature costs
+``partcut``         Potts graph cut (alpha-expansion) and one connected region per part
+``transfer_parts``  :func:`transfer_parts`: a reference's parts on a new mesh from landmarks
 ``view``            the viewer page of an alignment (:func:`~densemap.mapping.view.view_alignment`),
                     per-vertex stretch, round trip and ground-truth error
 ``outputs``         :func:`run_align`: what ``densemap align`` does, outputs included
@@ -29,8 +32,16 @@ from .pipeline import DEFAULT_SOURCES, Aligner, align, shared_time_step
 from .quality import MapQuality, QualityReport, map_quality
 from .refine import clear_basis_cache, laplacian_basis, refine_map, refine_maps, zoomout
 from .vertex_map import VertexMap, transfer
+from .landmarks import Landmarks, load_landmarks, save_landmarks
+from .transfer_parts import PartTransfer, run_transfer_parts, transfer_parts
 
 __all__ = [
+    "Landmarks",
+    "load_landmarks",
+    "save_landmarks",
+    "PartTransfer",
+    "transfer_parts",
+    "run_transfer_parts",
     "VertexMap",
     "transfer",
     "MatchBackend",
