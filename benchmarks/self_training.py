@@ -353,6 +353,13 @@ def closing_note(results: dict, a, metric: str = "DP AP (GPS)") -> str:
     if not best:
         return "No student finished."
     ranked = sorted(best.items(), key=lambda kv: -kv[1][0])
+    # a row of one seed has no spread of its own: the control's seed std stands in for it (said in the note)
+    proxy = control is not None and control[2] > 1 and np.isfinite(control[1])
+    single = [s for s, v in ranked if v[2] < 2]
+    measured_sd = {s: v[1] for s, v in best.items()}
+    if single and proxy:
+        best = {s: (m, control[1] if n < 2 else sd, n, k) for s, (m, sd, n, k) in best.items()}
+        ranked = sorted(best.items(), key=lambda kv: -kv[1][0])
     vs_control = {}  # strategy -> (difference to the control, standard error of that difference)
     if control is not None:
         for s, (m, sd, n, _) in ranked:
@@ -360,6 +367,10 @@ def closing_note(results: dict, a, metric: str = "DP AP (GPS)") -> str:
             vs_control[s] = (m - control[0], se)
     lines = [f"Metric: {metric} on the held-out chimp renders; best k per strategy chosen on that same test set "
              f"(as the paper's Table 3 does), so the winners' numbers are optimistic."]
+    if single:
+        lines.append(f"- {', '.join(STRATEGY_NAMES[s] for s in single)}: one seed each; "
+                     + (f"their seed std is taken to be the control's ({control[1]:.1f}) in the comparisons below."
+                        if proxy else "no seed spread is known, so no difference below is tested."))
     for s, (m, sd, n, k) in ranked:
         d = m - teacher
         rel = f"{abs(d) / sd:.1f} seed std" if sd > 0 else "n/a"
@@ -369,7 +380,7 @@ def closing_note(results: dict, a, metric: str = "DP AP (GPS)") -> str:
             vs_c = f"; vs the no-pseudo-label control {dc:+.1f} ({abs(dc) / se:.1f} standard errors)"
         side = "equal to" if abs(d) < 0.05 else ("above" if d > 0 else "below")
         by = "" if side == "equal to" else f" by {abs(d):.1f} = {rel}"
-        lines.append(f"- {STRATEGY_NAMES[s]} (best k = {k}): {fmt(m, sd)} over {n} seeds, "
+        lines.append(f"- {STRATEGY_NAMES[s]} (best k = {k}): {fmt(m, measured_sd[s])} over {n} seed{'s' * (n > 1)}, "
                      f"{side} the teacher ({teacher:.1f}){by}{vs_c}.")
     beat = [s for s, v in ranked if v[0] > teacher + (v[1] if np.isfinite(v[1]) else 0)]
     lines.append(f"- Students beat the teacher by more than one seed std with: "
@@ -383,8 +394,9 @@ def closing_note(results: dict, a, metric: str = "DP AP (GPS)") -> str:
     if len(ranked) > 1:
         (s1, (m1, sd1, n1, _)), (s2, (m2, sd2, n2, _)) = ranked[0], ranked[1]
         se = np.sqrt(sd1**2 / n1 + sd2**2 / n2)
-        z = (m1 - m2) / se if se > 0 else (float("inf") if m1 > m2 else 0.0)
-        verdict = "a clear win" if z >= 2 else "within the seed spread (not a reliable ranking)"
+        z = (m1 - m2) / se if se > 0 else (float("inf") if m1 > m2 and np.isfinite(se) else float("nan"))
+        verdict = ("untested (no seed spread)" if not np.isfinite(z) and np.isnan(z) else
+                   "a clear win" if z >= 2 else "within the seed spread (not a reliable ranking)")
         if m1 == m2:
             lines.append(f"- No winner: {STRATEGY_NAMES[s1]} and {STRATEGY_NAMES[s2]} tie.")
         else:
@@ -452,6 +464,8 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--workers", type=int, default=2, help="densemap synth processes")
     ap.add_argument("--progress", action="store_true", help="training progress bars")
+    ap.add_argument("--collect", action="store_true",
+                    help="train nothing: table the runs that have finished (the rest are listed as left out)")
     ap.add_argument("--no-doc", action="store_true", help="do not write docs/self-training.md")
     ap.add_argument("--plan", action="store_true", help="print what would run and exit")
     a = ap.parse_args(argv)
@@ -494,10 +508,16 @@ def main(argv=None):
                 f"{len(cache['preds'])} images")
         return cache["preds"]
 
+    def finished_run(run: Path) -> bool:  # --collect: only runs that finished and were scored
+        return (run / "eval" / "metrics.json").is_file()
+
     results["control"] = []
     if not a.no_control:
         for seed in seeds:
             run = work / "control" / f"s{seed}"
+            if a.collect and not finished_run(run):
+                log(f"--collect: control seed {seed} has not run; left out")
+                continue
             ck = train_student(a, paths, teacher, run, seed, None)
             results["control"].append(evaluate_run(ck, paths, a, run / "eval"))
             log(f"control seed {seed}: {results['control'][-1]['densepose']['GPS']['AP']:.1f} DP AP")
@@ -508,20 +528,24 @@ def main(argv=None):
         for seed in seeds:
             name = f"{s}_k{k}_s{seed}"
             pj = pseudo_path(s, k, seed)
+            run = work / "students" / name
+            if a.collect and not finished_run(run):
+                log(f"--collect: {name} has not run; left out")
+                continue
             if not pj.is_file():
                 data = pseudo_coco(teacher_predictions(), strategy=s, k=k, score_min=a.score_min, seed=seed,
                                    info={"teacher": str(teacher)})
                 write_pseudo_coco(data["images"], data["annotations"], pj, info=data["info"],
                                   categories=data["categories"])
             counts = json.loads(pj.read_text())["info"]["counts"]
-            run = work / "students" / name
             t0 = time.perf_counter()
             ck = train_student(a, paths, teacher, run, seed, pj)
             m = evaluate_run(ck, paths, a, run / "eval")
             m["pseudo_counts"] = counts
             runs.append(m)
             log(f"{name}: {m['densepose']['GPS']['AP']:.1f} DP AP ({time.perf_counter() - t0:.0f} s)")
-        results["students"][f"{s}_k{k}"] = runs
+        if runs:
+            results["students"][f"{s}_k{k}"] = runs
 
     if a.design == "grid":
         for s in a.strategies:
@@ -530,7 +554,10 @@ def main(argv=None):
     else:  # pass 1: every strategy at one k; pass 2: the best of them at the other k (the paper's Table 4)
         for s in a.strategies:
             run_row(s, a.pass1_k)
-        best = max(a.strategies, key=lambda s: summarise(results["students"][f"{s}_k{a.pass1_k}"])["DP AP (GPS)"][0])
+        present = [s for s in a.strategies if f"{s}_k{a.pass1_k}" in results["students"]]
+        if not present:
+            raise SystemExit("--collect: no pass-1 run has finished yet")
+        best = max(present, key=lambda s: summarise(results["students"][f"{s}_k{a.pass1_k}"])["DP AP (GPS)"][0])
         log(f"pass 1 winner: {best}")
         for k in a.pass2_k:
             run_row(best, k)
@@ -540,18 +567,24 @@ def main(argv=None):
     tab = table(results, a)
     note = closing_note(results, a)
     done = [(s, k) for s in a.strategies for k in a.k if f"{s}_k{k}" in results["students"]]
-    acc = pseudo_label_accuracy({f"{s}_k{k}": [pseudo_path(s, k, seed) for seed in seeds] for s, k in done},
-                                paths["pool_json"])
+    acc = pseudo_label_accuracy({f"{s}_k{k}": [p for seed in seeds if (p := pseudo_path(s, k, seed)).is_file()]
+                                 for s, k in done}, paths["pool_json"])
     results["pseudo_accuracy"] = acc
     det = pseudo_detection_quality(pseudo_path(*done[0], seeds[0]), paths["pool_json"])
     results["pseudo_detections"] = det
     cmd = "OMP_WAIT_POLICY=PASSIVE python benchmarks/self_training.py " + " ".join(
         shlex.quote(x) for x in (argv if argv is not None else sys.argv[1:]))
     minutes = (time.perf_counter() - t_all) / 60
+    if a.teacher_ckpt:
+        from densemap_models.checkpoints import read_checkpoint
+
+        teacher_text = f"`{a.teacher_ckpt}` (reused, {read_checkpoint(teacher).get('step', '?')} steps)"
+    else:
+        teacher_text = f"{a.teacher_iters} it (seed {a.teacher_seed})"
     text = (f"Produced by `{cmd}` ({time.strftime('%Y-%m-%d')}, {minutes:.0f} min in this call, device {a.device}, "
             f"{a.threads} threads; the students' training and evaluation took {run_minutes(work):.0f} min of run "
             f"time in all, cached in `--work`).\n\nSettings: {a.train_images} human / {a.pool_images} pool / {a.test_images} test "
-            f"images at {a.size} px, teacher {a.teacher_iters} it (seed {a.teacher_seed}), students {a.student_iters} it "
+            f"images at {a.size} px, teacher {teacher_text}, students {a.student_iters} it "
             f"(lr {a.student_lr}), score >= {a.score_min}, seeds {seeds}; mean ± std (ddof 1) over seeds.\n\n"
             f"{tab}\n\n{note}\n\n"
             "Pseudo-label accuracy against the pool's hidden ground truth (the pool is synthetic, so the surface "
