@@ -107,6 +107,12 @@ def index_page() -> str:
     return "\n".join(lines)
 
 
+# made when mkdocs loads this hook, before the plugins' configuration is checked: mkdocstrings
+# drops a `paths` entry that does not exist yet, and a clean checkout would then document
+# the installed packages, where densemap.annotation cannot be found by static analysis
+source_tree()
+
+
 def on_config(config, **kwargs):
     source_tree()
     section = ["api/index.md"] + [{g: [page_path(n) for n in names]} for g, names in _groups().items()]

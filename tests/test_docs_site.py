@@ -7,6 +7,7 @@ from __future__ import annotations
 import ast
 import importlib.util
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -49,6 +50,8 @@ def _public_defs(path: Path) -> list[str]:
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
     out = tmp_path_factory.mktemp("site")
+    # as in a clean checkout: the hook's source tree does not exist before the build
+    shutil.rmtree(ROOT / "build" / "api-src", ignore_errors=True)
     proc = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-q", "-d", str(out)], cwd=ROOT,
                           capture_output=True, text=True, timeout=600, env={**__import__("os").environ,
                                                                             "NO_MKDOCS_2_WARNING": "1"})
