@@ -9,10 +9,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).parent))
+from test_predict_video import ckpt, model  # noqa: E402,F401 - the random-weights fixtures, shared
 from test_video import write_clip  # noqa: E402
 
 from densemap.charts import reference_atlas, surface_to_iuv  # noqa: E402
@@ -22,29 +22,7 @@ from densemap_models.clip_outputs import decode_iuv  # noqa: E402
 from densemap_models.predict import ClipSettings, predict_media  # noqa: E402
 from densemap_models.surface_outputs import SurfaceFile, detection_surface  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
 LOW = ClipSettings(score_thresh=0.0, birth_score=0.0, max_dets=2, smooth_radius=1, surface=True)
-
-
-@pytest.fixture(scope="module")
-def ckpt(tmp_path_factory):
-    """A random-weights checkpoint of configs/synth_cpu.yaml at a small input size (fast on a CPU)."""
-    from densemap_models.config import apply_overrides, load_config
-    from densemap_models.rcnn import build_model
-
-    torch.manual_seed(0)
-    cfg = apply_overrides(load_config(ROOT / "configs" / "synth_cpu.yaml"), ["min_size=64", "max_size=96"])
-    path = tmp_path_factory.mktemp("ckpt") / "random.pt"
-    torch.save({"model": build_model(cfg).state_dict(), "config": cfg.to_dict()}, path)
-    return path
-
-
-@pytest.fixture(scope="module")
-def model(ckpt):
-    from densemap_models.train import load_checkpoint
-
-    torch.set_num_threads(1)
-    return load_checkpoint(ckpt)[0]
 
 
 def _check_points(arrays: dict) -> None:
