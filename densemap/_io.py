@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["atomic_path", "output_folder", "json_default", "json_finite", "file_sha256", "package_versions",
-           "available_memory"]
+__all__ = ["atomic_path", "streamed_output", "output_folder", "json_default", "json_finite", "file_sha256",
+           "package_versions", "available_memory"]
 
 
 class atomic_path:
@@ -100,6 +100,24 @@ def _exchange(a: Path, b: Path) -> bool:
     at_fdcwd, rename_exchange = -100, 2
     fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
     return fn(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0
+
+
+class streamed_output:
+    """Base of a writer that streams into an :class:`atomic_path` and is finished or abandoned.
+
+    A subclass defines ``close()`` (finish the file: it appears under its name) and
+    ``abort()`` (remove what was written); used as a context manager, a clean exit closes
+    and an exception aborts.
+    """
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
 
 
 class output_folder:

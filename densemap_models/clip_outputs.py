@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from densemap._io import atomic_path
+from densemap._io import atomic_path, streamed_output
 
 from .heads import DensePoseOutput
 from .postprocess import chart_result
@@ -144,7 +144,7 @@ def error_row(rel: str, reason: str, seconds: float = 0.0) -> dict:
             "error": " ".join(str(reason).split())}
 
 
-class OverlayVideo:
+class OverlayVideo(streamed_output):
     """An mp4 of overlay frames, written to a temporary file beside ``path`` and renamed on :meth:`close`.
 
     H.264 (libx264) when FFmpeg has it, else MPEG-4 Part 2; odd frame sizes are padded by one
@@ -193,15 +193,6 @@ class OverlayVideo:
             except Exception:  # noqa: BLE001 - the file is removed anyway
                 pass
         self._atomic.__exit__(RuntimeError, None, None)
-
-    def __enter__(self) -> "OverlayVideo":
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()
 
 
 def write_summary(rows: list[dict], path: str | os.PathLike) -> Path:

@@ -39,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
-from densemap._io import atomic_path
+from densemap._io import atomic_path, streamed_output
 
 __all__ = ["SURFACE_MESH", "detection_surface", "SurfaceFile", "write_surface_file"]
 
@@ -105,7 +105,7 @@ def _meta() -> dict:
             "notes": "per detection key: one row per foreground pixel of its box; see densemap_models.surface_outputs"}
 
 
-class SurfaceFile:
+class SurfaceFile(streamed_output):
     """An ``.npz`` of detections' surface points, written as they come and renamed on :meth:`close`.
 
     Arrays go into a zip (deflated) in a temporary file beside ``path``, so a clip of many
@@ -143,15 +143,6 @@ class SurfaceFile:
         except Exception:  # noqa: BLE001 - the file is removed anyway
             pass
         self._atomic.__exit__(RuntimeError, None, None)
-
-    def __enter__(self) -> "SurfaceFile":
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()
 
 
 def write_surface_file(path: str | os.PathLike, detections: dict[str, dict]) -> Path:
