@@ -172,9 +172,10 @@ def fuse_outputs(outputs: list[DensePoseOutput], boxes, weights, *, center: int,
     for o, b, k in zip(outputs, boxes, weights):
         m, inside = align_output(o, b, boxes[center], align=align)
         kk = float(k) * inside  # (S, S)
-        coarse, csum = coarse + kk * m["coarse"], csum + kk
         if foreground == "current":  # a neighbour says nothing about the charts where it sees background
             kk = kk * m["coarse"][1]
+        else:  # the first design: the foreground averaged too
+            coarse, csum = coarse + kk * m["coarse"], csum + kk
         fine = fine + kk * m["fine"]
         wsum = wsum + kk
         wu = kk * m["fine"] / m["sigma_u"].clamp_min(1e-6) ** 2
