@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from densemap.mapping.transfer_parts import DENSE_BASIS, DENSE_SMOOTHNESS
+
 from .options import check_outputs, device_option, echo_result, library_errors, resolve_device, verbosity
 
 
@@ -16,14 +18,22 @@ from .options import check_outputs, device_option, echo_result, library_errors, 
               help="Parts of REF_MESH (default: the embedded mesh's, or its OBJ groups).")
 @click.option("-o", "--out", required=True, type=click.Path(dir_okay=False),
               help="Parts of NEW_MESH: .json {name: [ids]} or .npy (+ .names.json); a .report.json beside it.")
+@click.option("--dense/--no-dense", default=True, show_default=True,
+              help="Refine the landmark bootstrap through a dense spectral map (minutes; --no-dense: seconds, "
+                   "less accurate).")
+@click.option("--basis", type=click.IntRange(min=1), default=DENSE_BASIS, show_default=True,
+              help="Eigenfunctions of the dense map's refinement.")
 @click.option("--iterations", type=click.IntRange(min=0), default=0, show_default=True,
               help="At most this many descriptor iterations after the landmark bootstrap (kept while they help).")
 @click.option("--smoothness", type=click.FloatRange(min=0), default=0.05, show_default=True,
-              help="Graph-cut cost of a part boundary per mean edge length.")
+              help="Graph-cut cost of a part boundary per mean edge length (the bootstrap's cut and the iterations').")
+@click.option("--dense-smoothness", type=click.FloatRange(min=0), default=DENSE_SMOOTHNESS, show_default=True,
+              help="The same for the dense map's cut.")
 @device_option("the geodesics")
 @click.pass_context
 @library_errors
-def transfer_parts(ctx, ref_mesh, new_mesh, landmarks, ref_parts, out, iterations, smoothness, device):
+def transfer_parts(ctx, ref_mesh, new_mesh, landmarks, ref_parts, out, dense, basis, iterations, smoothness,
+                   dense_smoothness, device):
     """Cut NEW_MESH into the parts of REF_MESH ('human', 'chimp' or a mesh file) from landmarks.
 
     Prints per part its share of the area and how sure the transfer is (mean confidence,
@@ -33,8 +43,9 @@ def transfer_parts(ctx, ref_mesh, new_mesh, landmarks, ref_parts, out, iteration
 
     check_outputs([("-o", out, "file")], {"REF_MESH": ref_mesh, "NEW_MESH": new_mesh, "--landmarks": landmarks,
                                           "--ref-parts": ref_parts})
-    result, files = run_transfer_parts(ref_mesh, new_mesh, landmarks, out, ref_parts=ref_parts, iterations=iterations,
-                                       smoothness=smoothness, device=resolve_device(device),
+    result, files = run_transfer_parts(ref_mesh, new_mesh, landmarks, out, ref_parts=ref_parts, dense=dense, basis=basis,
+                                       iterations=iterations, smoothness=smoothness,
+                                       dense_smoothness=dense_smoothness, device=resolve_device(device),
                                        progress=verbosity(ctx) > 0)
     lines = [" -> ".join(f"{h['stage']} {h['mean_confidence']:.3f}{'' if h['kept'] else ' (dropped)'}"
                          for h in result.history) + "  (mean confidence per stage)",

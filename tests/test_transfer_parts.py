@@ -101,6 +101,30 @@ def test_identity_landmarks_give_the_mesh_its_own_parts_exactly():
     assert ((out.confidence >= 0) & (out.confidence <= 1)).all()
 
 
+@pytest.mark.parametrize("n", [6, 10])
+def test_dense_stage_beats_the_landmark_bootstrap_on_a_stretched_sphere(n):
+    # octants of a sphere carried to a finer, anisotropically stretched sphere: the true
+    # octant of a vertex is the sign pattern of its coordinates (stretching along the axes
+    # keeps it), so the agreement is known exactly
+    from scipy.spatial import cKDTree
+
+    from densemap.mesh import Mesh
+
+    ref = icosphere(3)
+    fine = icosphere(4)
+    new = Mesh(fine.vertices * np.array([1.6, 1.0, 0.7]), fine.faces)
+    truth = octant_parts(fine).labels
+    ids = np.random.default_rng(0).choice(ref.n_vertices, n, replace=False)
+    lm = Landmarks(ids, cKDTree(fine.vertices).query(ref.vertices[ids])[1])
+    area = new.vertex_areas / new.area
+    boot = transfer_parts(ref, octant_parts(ref), new, lm, dense=False)
+    dense = transfer_parts(ref, octant_parts(ref), new, lm, basis=60)
+    assert [h["stage"] for h in dense.history] == ["bootstrap", "dense map"]
+    acc_boot, acc_dense = area @ (boot.parts.labels == truth), area @ (dense.parts.labels == truth)
+    assert acc_dense > acc_boot + 0.01 and acc_dense > 0.9
+    assert np.array_equal(dense.parts.labels[lm.new], octant_parts(ref).labels[lm.ref])  # landmarks keep their part
+
+
 def test_landmark_features_are_rotation_invariant():
     # a flat convex grid: no cut locus, so every distance has a gradient away from its source
     mesh = grid_mesh(15)
@@ -159,9 +183,9 @@ def test_cli_transfer_parts_on_a_mesh_with_itself(tmp_path):
     out = tmp_path / "new.json"
     r = CliRunner().invoke(main, ["transfer-parts", str(tmp_path / "s.obj"), str(tmp_path / "s.obj"), "--landmarks",
                                   str(tmp_path / "l.json"), "--ref-parts", str(tmp_path / "p.json"), "-o", str(out),
-                                  "--iterations", "0"])
+                                  "--iterations", "0", "--basis", "40"])
     assert r.exit_code == 0, r.output
-    assert "octant0" in r.output and (tmp_path / "new.json.report.json").is_file()
+    assert "octant0" in r.output and "dense map" in r.output and (tmp_path / "new.json.report.json").is_file()
     got = load_parts(out, mesh).reorder(parts.names)
     assert (got.labels == parts.labels).mean() > 0.97
     r = CliRunner().invoke(main, ["transfer-parts", str(tmp_path / "s.obj"), str(tmp_path / "s.obj"), "--landmarks",

@@ -300,11 +300,11 @@ def normalise_costs(costs: np.ndarray) -> np.ndarray:
 
 
 def landmarks_from_ground_truth(new_mesh: Mesh, ref_faces, face, bary, n: int, *, noise: float = 0.0, seed: int = 0,
-                                ref_n_vertices: int | None = None) -> Landmarks:
+                                ref_n_vertices: int | None = None, start: int | None = None) -> Landmarks:
     """``n`` landmark pairs taken from a known correspondence, optionally with clicking noise.
 
     The new mesh's landmarks are spread by farthest-point sampling (Euclidean, from the
-    highest vertex); each one's reference vertex is the corner of largest weight of its
+    highest vertex or ``start``); each one's reference vertex is the corner of largest weight of its
     true surface point ``(face, bary)`` on the reference. With ``noise > 0`` every new
     landmark is moved by ``noise`` (mesh units) in a random tangent direction and
     snapped to the nearest vertex, as a user's imprecise click would be.
@@ -321,6 +321,10 @@ def landmarks_from_ground_truth(new_mesh: Mesh, ref_faces, face, bary, n: int, *
     n : int
     noise : float
     seed : int
+        Of the noise.
+    start : int, optional
+        The first landmark (default: the highest vertex, the top of the head); another
+        start gives another well-spread set.
 
     Returns
     -------
@@ -329,7 +333,7 @@ def landmarks_from_ground_truth(new_mesh: Mesh, ref_faces, face, bary, n: int, *
     from scipy.spatial import cKDTree
 
     x = new_mesh.vertices
-    picked = [int(np.argmax(x[:, 1]))]
+    picked = [int(np.argmax(x[:, 1])) if start is None else int(start)]
     d = np.linalg.norm(x - x[picked[0]], axis=1)
     for _ in range(int(n) - 1):
         picked.append(int(np.argmax(d)))
