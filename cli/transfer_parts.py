@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import click
 
-from densemap.mapping.transfer_parts import DENSE_BASIS, DENSE_SMOOTHNESS
-
 from .options import check_outputs, device_option, echo_result, library_errors, resolve_device, verbosity
 
 
@@ -21,13 +19,14 @@ from .options import check_outputs, device_option, echo_result, library_errors, 
 @click.option("--dense/--no-dense", default=True, show_default=True,
               help="Refine the landmark bootstrap through a dense spectral map (minutes; --no-dense: seconds, "
                    "less accurate).")
-@click.option("--basis", type=click.IntRange(min=1), default=DENSE_BASIS, show_default=True,
+@click.option("--basis", type=click.IntRange(min=1), default=None, show_default="300, the library's DENSE_BASIS",
               help="Eigenfunctions of the dense map's refinement.")
 @click.option("--iterations", type=click.IntRange(min=0), default=0, show_default=True,
               help="At most this many descriptor iterations after the landmark bootstrap (kept while they help).")
 @click.option("--smoothness", type=click.FloatRange(min=0), default=0.05, show_default=True,
               help="Graph-cut cost of a part boundary per mean edge length (the bootstrap's cut and the iterations').")
-@click.option("--dense-smoothness", type=click.FloatRange(min=0), default=DENSE_SMOOTHNESS, show_default=True,
+@click.option("--dense-smoothness", type=click.FloatRange(min=0), default=None,
+              show_default="0.2, the library's DENSE_SMOOTHNESS",
               help="The same for the dense map's cut.")
 @device_option("the geodesics")
 @click.pass_context
@@ -43,10 +42,11 @@ def transfer_parts(ctx, ref_mesh, new_mesh, landmarks, ref_parts, out, dense, ba
 
     check_outputs([("-o", out, "file")], {"REF_MESH": ref_mesh, "NEW_MESH": new_mesh, "--landmarks": landmarks,
                                           "--ref-parts": ref_parts})
-    result, files = run_transfer_parts(ref_mesh, new_mesh, landmarks, out, ref_parts=ref_parts, dense=dense, basis=basis,
-                                       iterations=iterations, smoothness=smoothness,
-                                       dense_smoothness=dense_smoothness, device=resolve_device(device),
-                                       progress=verbosity(ctx) > 0)
+    # unset options take the library's defaults (so this module need not import it to show them)
+    dense_options = {k: v for k, v in (("basis", basis), ("dense_smoothness", dense_smoothness)) if v is not None}
+    result, files = run_transfer_parts(ref_mesh, new_mesh, landmarks, out, ref_parts=ref_parts, dense=dense,
+                                       iterations=iterations, smoothness=smoothness, device=resolve_device(device),
+                                       progress=verbosity(ctx) > 0, **dense_options)
     lines = [" -> ".join(f"{h['stage']} {h['mean_confidence']:.3f}{'' if h['kept'] else ' (dropped)'}"
                          for h in result.history) + "  (mean confidence per stage)",
              "part                    area   confidence  unsure"]

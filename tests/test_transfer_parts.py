@@ -167,6 +167,18 @@ def test_landmark_file_round_trip_and_errors(tmp_path):
             load_landmarks(bad, mesh, mesh)
 
 
+def test_cli_transfer_parts_help_names_the_library_defaults():
+    # the options default to None (the library decides); the help must say what that is
+    from click.testing import CliRunner
+
+    from densemap.cli.main import main
+    from densemap.mapping.transfer_parts import DENSE_BASIS, DENSE_SMOOTHNESS
+
+    out = " ".join(CliRunner().invoke(main, ["transfer-parts", "--help"]).output.split())
+    assert f"default: ({DENSE_BASIS}, the library's DENSE_BASIS)" in out
+    assert f"default: ({DENSE_SMOOTHNESS}, the library's DENSE_SMOOTHNESS)" in out
+
+
 def test_cli_transfer_parts_on_a_mesh_with_itself(tmp_path):
     from click.testing import CliRunner
 

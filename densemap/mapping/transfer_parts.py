@@ -152,7 +152,7 @@ def _grow_small(mesh: Mesh, labels: np.ndarray, costs: np.ndarray, share: np.nda
 
 def dense_costs(ref_mesh: Mesh, ref_labels: np.ndarray, new_mesh: Mesh, feat_r: np.ndarray, feat_n: np.ndarray,
                 n_parts: int, *, basis: int = DENSE_BASIS, weight: float = DENSE_WEIGHT, samples: int = 4000,
-                device=None, progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
+                device=None, progress: bool = False) -> np.ndarray:
     """Part costs of the new mesh's vertices from a dense map (the dense stage of the module notes).
 
     The nearest neighbours in the landmark features give a map each way; the consistent
@@ -163,29 +163,26 @@ def dense_costs(ref_mesh: Mesh, ref_labels: np.ndarray, new_mesh: Mesh, feat_r: 
 
     Returns
     -------
-    costs : (V_new, L) float
+    (V_new, L) float
         Normalised (:func:`~densemap.mapping.landmarks.normalise_costs`).
-    new_to_ref : (V_new,) int
-        The refined map's reference vertex of each new vertex.
     """
-    from scipy.spatial import cKDTree
-
     from .basis import laplacian_basis
     from .consistent import consistent_zoomout, spectral_embeddings, spread_samples
+    from .matching import match_descriptors
 
     k = min(int(basis), ref_mesh.n_vertices - 1, new_mesh.n_vertices - 1)
     _, phi_r, mass_r = laplacian_basis(ref_mesh, k)
     _, phi_n, mass_n = laplacian_basis(new_mesh, k)
     spread = [spread_samples(m.vertices, mass, samples) if m.n_vertices > samples else None
               for m, mass in ((ref_mesh, mass_r), (new_mesh, mass_n))]
-    r2n = cKDTree(feat_n).query(feat_r)[1]
-    n2r = cKDTree(feat_r).query(feat_n)[1]
+    r2n = match_descriptors(feat_r, feat_n, device=device).indices
+    n2r = match_descriptors(feat_n, feat_r, device=device).indices
     res = consistent_zoomout(phi_r, mass_r, phi_n, mass_n, r2n, n2r, desc_a=feat_r, desc_b=feat_n,
                              desc_weight=float(weight), samples_a=spread[0], samples_b=spread[1], device=device,
                              progress=progress)
     w, scale = res.weights
     q, t = spectral_embeddings(phi_n, phi_r, res.c_ba, res.c_ab, w, feat_n, feat_r, scale)
-    return normalise_costs(part_costs(q, t, ref_labels, n_parts)), np.asarray(res.b_to_a)
+    return normalise_costs(part_costs(q, t, ref_labels, n_parts))
 
 
 def _rms(x: np.ndarray) -> float:
@@ -303,8 +300,8 @@ def transfer_parts(ref_mesh: Mesh, ref_parts: PartLabels, new_mesh: Mesh, landma
     note("bootstrap", labels, conf, 1.0, t0)
     if dense:
         t0 = time.perf_counter()
-        costs, _ = dense_costs(ref_mesh, ref_parts.labels, new_mesh, feat_r, feat_n, L, basis=basis,
-                               weight=dense_weight, device=device, progress=progress)
+        costs = dense_costs(ref_mesh, ref_parts.labels, new_mesh, feat_r, feat_n, L, basis=basis,
+                            weight=dense_weight, device=device, progress=progress)
         start = costs.argmin(axis=1)
         start[landmarks.new[known >= 0]] = known[known >= 0]
         new = clean(costs, start, dense_smoothness)
