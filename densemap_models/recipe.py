@@ -20,7 +20,7 @@ from .config import RESUME_OVERRIDABLE, Config, ConfigError, apply_overrides, co
 __all__ = ["run_config"]
 
 
-def _resumed(stored: dict, overrides, values: dict, where: str) -> tuple[Config, list[str]]:
+def _resumed(stored: dict, overrides, values: dict, where: str, taken=()) -> tuple[Config, list[str]]:
     old = config_from_dict(stored)
     new = apply_overrides(old, overrides, **values)
     changed = {k: (v, getattr(new, k)) for k, v in old.to_dict().items() if new.to_dict()[k] != v}
@@ -33,9 +33,14 @@ def _resumed(stored: dict, overrides, values: dict, where: str) -> tuple[Config,
     if "max_iter" in changed:
         a, b = changed["max_iter"]
         # keep the LR drops at the steps they had (fractions of the old length)
-        new = new.replace(lr_steps=tuple(s * a / b for s in old.lr_steps))
-        drops = [round(s * a) for s in old.lr_steps]
-        notes.append(f"max_iter {a} -> {b}" + (f"; the LR drops stay at steps {drops}" if drops else ""))
+        # (a drop taken early by lr_by_time stays at its step; one at or past a shortened run's
+        # new end would never come: it is left out)
+        at = [min(s * a, taken[i]) if i < len(taken) else s * a for i, s in enumerate(sorted(old.lr_steps))]
+        new = new.replace(lr_steps=tuple(x / b for x in at if x < b))
+        drops = [round(x) for x in at if x < b]
+        gone = [round(x) for x in at if x >= b]
+        notes.append(f"max_iter {a} -> {b}" + (f"; the LR drops stay at steps {drops}" if drops else "")
+                     + (f"; the drops at steps {gone} fall past the new end" if gone else ""))
     notes += [f"{k} {v[0]} -> {v[1]}" for k, v in changed.items() if k != "max_iter"]
     return new, notes
 
@@ -68,7 +73,7 @@ def run_config(config=None, overrides=(), *, values: dict | None = None, device=
         if config is not None:
             raise ConfigError(f"{where}: --config cannot be given with --resume (the run keeps its config; "
                               f"--set {' / '.join(RESUME_OVERRIDABLE[:2])}=... may change)")
-        return _resumed(resume_state["config"], overrides, values, where)
+        return _resumed(resume_state["config"], overrides, values, where, resume_state.get("lr_taken", ()))
     if isinstance(config, Config):
         return apply_overrides(config, overrides, **values), []
     if config is None and init is not None:

@@ -100,8 +100,12 @@ class StreamSampler(torch.utils.data.Sampler):
         return (self.n_batches or 0) * self.B
 
 
-def _lr_lambda(config: Config):
+def _lr_lambda(config: Config, taken: list[int] | None = None):
     """LR factor at ``step``: linear warmup from 0.1 over ``warmup_iters``, x0.1 at every ``lr_steps``.
+
+    ``taken`` (filled in by :func:`_take_time_drops` as a time-limited run goes) holds, for the
+    first drops in ``sorted(lr_steps)``, the step from which each is in force; a drop counts
+    from that step or from ``lr_steps[i] * max_iter``, whichever is first.
 
     Kept as a LambdaLR rather than ``SequentialLR(LinearLR(0.1), MultiStepLR)``: that chain
     matches this only to ~5e-15 (its factors are products updated step by step), needs its
@@ -109,13 +113,16 @@ def _lr_lambda(config: Config):
     (a drop at ``lr_steps * max_iter < warmup_iters`` is applied on top of the warmup here),
     and could not resume the LambdaLR state stored in existing ``last.pt`` files.
     """
+    taken = [] if taken is None else taken
+    fractions = sorted(config.lr_steps)
 
     def f(step: int) -> float:
         warm = 1.0
         if step < config.warmup_iters:
             a = step / max(config.warmup_iters, 1)
             warm = 0.1 * (1 - a) + a
-        drops = sum(step >= s * config.max_iter for s in config.lr_steps)
+        drops = sum(step >= s * config.max_iter or (i < len(taken) and step >= taken[i])
+                    for i, s in enumerate(fractions))
         return warm * 0.1**drops
 
     return f
@@ -170,6 +177,7 @@ class _Run:
     step: int = 0
     nonfinite: int = 0
     model_file: str | None = None  # the file holding the current weights, once written
+    lr_taken: list = field(default_factory=list)  # see _lr_lambda; stored in last.pt
 
 
 def _restore(run: _Run, state: dict, weights: dict, dist: Dist) -> None:
@@ -180,6 +188,7 @@ def _restore(run: _Run, state: dict, weights: dict, dist: Dist) -> None:
     if state.get("scaler"):  # a run started on CPU or without AMP stores an empty scaler state
         run.scaler.load_state_dict(state["scaler"])
     run.step = int(state["step"])
+    run.lr_taken[:] = [int(x) for x in state.get("lr_taken", [])]  # in place: the schedule holds this list
     ranks = state.get("rng_ranks") or [state["rng"]]
     if len(ranks) == dist.world:
         set_rng_state(ranks[dist.rank], dist.device)
@@ -202,10 +211,12 @@ def _build_run(config: Config, *, init, init_partial: bool, resumed: tuple | Non
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)  # plain BN would normalise per rank
     model.to(dev).train()
     opt = _optimizer(model, config)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(config))
+    taken: list[int] = []
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(config, taken))
     use_amp = config.amp and dev.type == "cuda"
     dtype = torch.float16 if use_amp else (torch.bfloat16 if config.cpu_bf16 and dev.type == "cpu" else None)
-    run = _Run(model, model, opt, sched, torch.amp.GradScaler("cuda", enabled=use_amp), use_amp, dtype)
+    run = _Run(model, model, opt, sched, torch.amp.GradScaler("cuda", enabled=use_amp), use_amp, dtype,
+               lr_taken=taken)
     if resumed is not None:
         _restore(run, *resumed, dist)
     if dist.distributed:
@@ -273,6 +284,34 @@ def _optimizer_step(run: _Run, config: Config, loss_finite: bool) -> torch.Tenso
     return gnorm
 
 
+def _clock() -> float:
+    """The training clock (a test replaces it to run the time-limited schedule fast)."""
+    return time.perf_counter()
+
+
+def _take_lr_drops(run: _Run, config: Config, dist: Dist, *, elapsed_min: float, max_minutes: float | None) -> None:
+    """Record the next LR drop as taken once its step has come or, with ``lr_by_time`` and a
+    time limit, once its fraction of ``max_minutes`` has passed (the new rate then applies from
+    the next optimizer step). Every rank decides alike: any rank's clock suffices.
+    """
+    fractions = sorted(config.lr_steps)
+    while len(run.lr_taken) < len(fractions):
+        s = fractions[len(run.lr_taken)]
+        if run.step >= s * config.max_iter:  # in force by its step already
+            run.lr_taken.append(run.step)
+            continue
+        timed = config.lr_by_time and max_minutes is not None and elapsed_min >= s * max_minutes
+        if not dist.any(timed):
+            return
+        run.lr_taken.append(run.step)
+        factor = run.sched.lr_lambdas[0](run.step)
+        for group, base in zip(run.opt.param_groups, run.sched.base_lrs):
+            group["lr"] = base * factor
+        log.info("LR x0.1 from step %d: %.0f%% of the %g minutes have passed (lr_by_time)", run.step + 1,
+                 100 * s, max_minutes)
+        return
+
+
 def _train_loop(run: _Run, loader, config: Config, *, out: Path, dist: Dist, meter: Meter,
                 max_minutes: float | None) -> bool:
     """Optimizer steps until ``max_iter`` (True) or ``max_minutes`` (False)."""
@@ -291,7 +330,9 @@ def _train_loop(run: _Run, loader, config: Config, *, out: Path, dist: Dist, met
             meter.bar.update(1)
         if run.step % config.log_every == 0 or run.step == config.max_iter:
             meter.emit(run.step, run.opt.param_groups[0]["lr"], gnorm)
-        stop_time = dist.any(max_minutes is not None and (time.perf_counter() - meter.t_start) / 60 >= max_minutes)
+        elapsed_min = (_clock() - meter.t_start) / 60
+        _take_lr_drops(run, config, dist, elapsed_min=elapsed_min, max_minutes=max_minutes)
+        stop_time = dist.any(max_minutes is not None and elapsed_min >= max_minutes)
         if run.step >= config.max_iter:
             return True
         if run.step % config.checkpoint_every == 0:
@@ -354,7 +395,7 @@ def train(config: Config, *, data, out: str | os.PathLike, images=None, extra_an
     TrainingError
         The loss stayed non-finite for ``config.max_nonfinite_steps`` steps.
     """
-    t_start = time.perf_counter()
+    t_start = _clock()
     dist = setup_distributed(device)
     out = Path(out)
     try:
@@ -395,8 +436,8 @@ def _checkpoint(out: Path, run: _Run, config: Config, dist: Dist, *, final: bool
     weights = run.model.state_dict()
     ck.save_model_file(out / name, weights, config=config.to_dict(), step=run.step, finished=finished if final else None)
     state = {"optimizer": run.opt.state_dict(), "scheduler": run.sched.state_dict(),
-             "scaler": run.scaler.state_dict(), "step": run.step, "config": config.to_dict(), "rng": rngs[0],
-             "rng_ranks": rngs}
+             "scaler": run.scaler.state_dict(), "step": run.step, "lr_taken": list(run.lr_taken),
+             "config": config.to_dict(), "rng": rngs[0], "rng_ranks": rngs}
     ck.save_train_state(out, state, model_file=name, model_sha256=ck.tensor_hash(weights))
     run.model_file = name
     ck.prune_snapshots(out, config.keep_snapshots, protect=name)

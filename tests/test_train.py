@@ -229,6 +229,38 @@ def test_resume_extends_a_finished_run_keeps_snapshots_and_cuts_the_logs(tmp_pat
     assert steps == [1, 2, 3, 4]
 
 
+def test_lr_by_time_drops_at_fractions_of_the_minutes_and_resumes_them(tmp_path, monkeypatch):
+    import densemap_models.train as T
+    from densemap_models.checkpoints import read_checkpoint
+
+    torch.set_num_threads(2)
+    ticks = iter(range(0, 10**6, 6))  # a clock that moves 6 s per reading: one reading per step
+    monkeypatch.setattr(T, "_clock", lambda: float(next(ticks)))
+    data = make_coco(tmp_path / "data", n_images=2, size=64)
+    cfg = Config(**{**FAST, "max_iter": 40, "lr_steps": (0.3, 0.9), "lr_by_time": True, "log_every": 1,
+                    "min_size": 64, "max_size": 64})
+    out = tmp_path / "run"
+    # 60 s: 30 % of them after step 3, 90 % after step 9, long before the steps' own drops (12, 36)
+    res = T.run_training(out, data=data, config=cfg, max_minutes=1.0, progress=False)
+    assert res.step == 10 and not res.finished
+    lrs = {json.loads(x)["step"]: json.loads(x)["lr"] for x in (out / "log.jsonl").read_text().splitlines()}
+    base = cfg.lr
+    assert lrs[3] == pytest.approx(base) and lrs[4] == pytest.approx(0.1 * base)
+    assert lrs[9] == pytest.approx(0.1 * base) and lrs[10] == pytest.approx(0.01 * base)
+    assert read_checkpoint(out / "last.pt")["lr_taken"] == [3, 9]
+    # resumed without a time limit, the drops already taken stay (by steps alone, 11-14 would be at 0.1)
+    more = T.run_training(out, data=data, resume=True, overrides=["max_iter=14"], progress=False)
+    assert more.finished and more.step == 14
+    lrs = {json.loads(x)["step"]: json.loads(x)["lr"] for x in (out / "log.jsonl").read_text().splitlines()}
+    assert [lrs[k] for k in (11, 12, 14)] == pytest.approx([0.01 * base] * 3)
+    # without lr_by_time the same clock only stops the run
+    ticks = iter(range(0, 10**6, 6))
+    T.run_training(tmp_path / "plain", data=data, config=cfg.replace(lr_by_time=False), max_minutes=1.0,
+                   progress=False)
+    lrs = [json.loads(x)["lr"] for x in (tmp_path / "plain" / "log.jsonl").read_text().splitlines()]
+    assert len(lrs) == 10 and lrs[-1] == pytest.approx(base)
+
+
 def test_a_loss_that_stays_non_finite_stops_the_run(tmp_path):
     from densemap_models.train import TrainingError
 
