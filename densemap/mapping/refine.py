@@ -205,9 +205,9 @@ def refine_maps(
     eigensolver : str
         See :func:`~densemap.mapping.basis.laplacian_basis`.
     max_samples : int or None
-        ``"consistent"``: iterate on at most this many spread vertices per mesh, then
-        compute the full-resolution maps once from the final functional maps (None:
-        every vertex).
+        ``"consistent"``: iterate on about this many spread vertices per mesh (0.8-1.25x;
+        a mesh with no more vertices uses all), then compute the full-resolution maps once
+        from the final functional maps (None: every vertex).
     label_penalty : float
         ``"consistent"`` with ``same_part``: the final step may match into adjacent parts
         at this penalty (see :func:`~densemap.mapping.consistent.consistent_zoomout`);

@@ -151,7 +151,7 @@ def _grow_small(mesh: Mesh, labels: np.ndarray, costs: np.ndarray, share: np.nda
 
 
 def dense_costs(ref_mesh: Mesh, ref_labels: np.ndarray, new_mesh: Mesh, feat_r: np.ndarray, feat_n: np.ndarray,
-                n_parts: int, *, basis: int = DENSE_BASIS, weight: float = DENSE_WEIGHT, samples: int = 4000,
+                n_parts: int, *, basis: int = DENSE_BASIS, weight: float = DENSE_WEIGHT, samples: int = 10000,
                 device=None, progress: bool = False) -> np.ndarray:
     """Part costs of the new mesh's vertices from a dense map (the dense stage of the module notes).
 
@@ -159,7 +159,9 @@ def dense_costs(ref_mesh: Mesh, ref_labels: np.ndarray, new_mesh: Mesh, feat_r: 
     spectral refinement (:func:`~densemap.mapping.consistent.consistent_zoomout`, with the
     features appended to its embedding at ``weight``) turns them into one smooth,
     near-bijective map; a new vertex's cost for part ``k`` is then its distance, in the
-    refined embedding, to the nearest reference vertex of part ``k``.
+    refined embedding, to the nearest reference vertex of part ``k``. The refinement's
+    iterations run on about ``samples`` spread vertices per mesh (10,000: the measured
+    90 % at 20 landmarks used ~10k of the human's 13k vertices and all of the chimp's).
 
     Returns
     -------
