@@ -58,6 +58,7 @@ CONFIGS: dict[str, dict] = {
     "pen0.15": {"refine_options": {"label_penalty": 0.15}},
     "pen0.5": {"refine_options": {"label_penalty": 0.5}},
     "assign": {"refine_options": {"assign": True}},
+    "no-landmarks": {"landmark_rounds": 0},  # the default without the self-landmark stage (coarse labels)
 }
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from .options import (check_outputs, device_option, echo_log, echo_result, library_errors, parse_sources,
-                      resolve_device, verbosity)
+from .options import (check_outputs, device_option, echo_log, echo_result, library_errors, parse_rounds,
+                      parse_sources, resolve_device, verbosity)
 
 
 @click.command()
@@ -29,6 +29,10 @@ from .options import (check_outputs, device_option, echo_log, echo_result, libra
               help="Spectral refinement of both maps: together with a bijectivity term, the paper's ZoomOut "
                    "(each direction alone), or none.")
 @click.option("--no-refine", "no_refine", is_flag=True, help="Same as --refine none.")
+@click.option("--landmark-rounds", default=None, metavar="N|auto",
+              show_default="auto: 3 rounds for labels of at most 12 parts, else 0",
+              help="Rounds of the self-landmark stage after the consistent refinement (spread vertices the maps "
+                   "send back to themselves become landmarks for a second refinement; for coarse labels); 0: off.")
 @click.option("--render/--no-render", default=True, show_default=True, help="Write PNG pictures.")
 @click.option("--view/--no-view", default=False, show_default=True,
               help="Write view.html too: an interactive viewer of the maps (one self-contained page).")
@@ -38,7 +42,7 @@ from .options import (check_outputs, device_option, echo_log, echo_result, libra
 @click.pass_context
 @library_errors
 def align(ctx, mesh_a, mesh_b, parts_a, parts_b, out_dir, device, weighting, sources, normalize, same_part, refine,
-          no_refine, render, view, repair):
+          no_refine, landmark_rounds, render, view, repair):
     """Align MESH_A and MESH_B (default: the embedded human and chimpanzee).
 
     Writes alignment.npz, descriptors_a.npy, descriptors_b.npy, report.json, PNG
@@ -49,6 +53,8 @@ def align(ctx, mesh_a, mesh_b, parts_a, parts_b, out_dir, device, weighting, sou
     from densemap.mapping.outputs import OUTPUT_NAMES
 
     source_option = {} if sources is None else {"sources": parse_sources(sources)}
+    if landmark_rounds is not None:
+        source_option["landmark_rounds"] = parse_rounds(landmark_rounds)
     refine = False if no_refine or refine == "none" else refine
     check_outputs([("-o", out_dir, "dir", OUTPUT_NAMES, 32 << 20)],
                   {"MESH_A": mesh_a, "MESH_B": mesh_b, "--parts-a": parts_a, "--parts-b": parts_b})

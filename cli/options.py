@@ -56,6 +56,19 @@ def resolve_device(device: str, threads: int | None = None) -> str:
     return device
 
 
+def parse_rounds(rounds: str) -> int | str:
+    """A ``--landmark-rounds`` value: ``"auto"`` or an integer >= 0."""
+    if rounds == "auto":
+        return rounds
+    try:
+        n = int(rounds)
+    except ValueError:
+        n = -1
+    if n < 0:
+        raise click.BadParameter(f"expected 'auto' or an integer >= 0, got {rounds!r}", param_hint="--landmark-rounds")
+    return n
+
+
 def parse_sources(sources: str) -> int | str:
     """A ``--sources`` value: ``"all"`` or an integer number of geodesic sources per part."""
     if sources == "all":

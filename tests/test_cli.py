@@ -119,6 +119,8 @@ def test_align_errors(tmp_path):
     r = CliRunner().invoke(main, ["align", str(good), str(good), "--no-render", "--sources", "0"])
     assert r.exit_code == 1 and r.exception is None or isinstance(r.exception, SystemExit)
     assert r.output.strip().splitlines() == ["Error: sources per part must be a positive integer, got 0"]
+    r = _invoke(good, good, "--landmark-rounds", "two")
+    assert r.exit_code == 2 and "expected 'auto' or an integer >= 0, got 'two'" in r.output
 
 
 def test_info_on_a_file(tmp_path):
