@@ -103,7 +103,7 @@ class StreamSampler(torch.utils.data.Sampler):
 def _lr_lambda(config: Config, taken: list[int] | None = None):
     """LR factor at ``step``: linear warmup from 0.1 over ``warmup_iters``, x0.1 at every ``lr_steps``.
 
-    ``taken`` (filled in by :func:`_take_time_drops` as a time-limited run goes) holds, for the
+    ``taken`` (filled in by :func:`_take_lr_drops` as the run goes) holds, for the
     first drops in ``sorted(lr_steps)``, the step from which each is in force; a drop counts
     from that step or from ``lr_steps[i] * max_iter``, whichever is first.
 

@@ -383,7 +383,7 @@ def align(
         Rounds of the self-landmark stage after the consistent refinement
         (:mod:`densemap.mapping.self_landmarks`: spread vertices that the maps send back
         to themselves become landmarks, and their features drive a second refinement).
-        "auto": 2 rounds when ``parts_a`` has at most 12 parts (coarse labels, where it
+        "auto": 3 rounds when ``parts_a`` has at most 12 parts (coarse labels, where it
         cuts the error by half or more), else none; 0 turns it off.
     common_time_step, t_scale, length_scale
         The heat time step shared by both meshes (see :class:`Aligner`).
