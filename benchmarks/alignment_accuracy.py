@@ -59,6 +59,8 @@ CONFIGS: dict[str, dict] = {
     "pen0.5": {"refine_options": {"label_penalty": 0.5}},
     "assign": {"refine_options": {"assign": True}},
     "no-landmarks": {"landmark_rounds": 0},  # the default without the self-landmark stage (coarse labels)
+    "landmarks3": {"landmark_rounds": 3},  # the stage forced on (fine labels)
+    "landmarks3-pen0.15": {"landmark_rounds": 3, "refine_options": {"label_penalty": 0.15}},
 }
 
 
