@@ -42,7 +42,7 @@ from ..errors import DensemapError
 from ..mesh import Mesh
 
 __all__ = ["Landmarks", "load_landmarks", "save_landmarks", "landmark_pairs", "vertex_directions",
-           "landmark_features", "part_costs", "normalise_costs", "landmarks_from_ground_truth"]
+           "landmark_features", "paired_landmark_features", "part_costs", "normalise_costs", "landmarks_from_ground_truth"]
 
 MIN_LANDMARKS = 3
 
@@ -248,15 +248,45 @@ def landmark_features(mesh: Mesh, vertices, *, solver=None, pairs=None, tau: flo
     >>> f.shape, int(np.argmax(f[2000, :3]))
     ((7049, 6), 1)
     """
+    vertices = np.asarray(vertices, dtype=np.int64)
+    D = _landmark_distances(mesh, vertices, solver)
+    pairs = landmark_pairs(D[vertices]) if pairs is None else pairs
+    return _features(mesh, vertices, D, pairs, tau=tau, orientation=orientation, orientation_tau=orientation_tau)
+
+
+def paired_landmark_features(ref_mesh: Mesh, new_mesh: Mesh, landmarks: Landmarks, *, solver_ref=None, solver_new=None,
+                             **options) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`landmark_features` of both meshes, comparable: the orientation terms of both
+    use the pairs of :func:`landmark_pairs` from the reference's landmark distances.
+
+    ``options`` (``tau``, ``orientation``, ``orientation_tau``) go to both meshes' features.
+
+    Returns
+    -------
+    (V_ref, F) and (V_new, F) float
+    """
+    ref = np.asarray(landmarks.ref, dtype=np.int64)
+    D = _landmark_distances(ref_mesh, ref, solver_ref)
+    pairs = landmark_pairs(D[ref].T)  # row k: the distances from landmark k
+    return (_features(ref_mesh, ref, D, pairs, **options),
+            landmark_features(new_mesh, landmarks.new, solver=solver_new, pairs=pairs, **options))
+
+
+def _landmark_distances(mesh: Mesh, vertices: np.ndarray, solver) -> np.ndarray:
+    """(V, K) geodesic distances from each landmark vertex."""
     from ..geodesics import GeodesicSolver
 
-    vertices = np.asarray(vertices, dtype=np.int64)
     solver = GeodesicSolver(mesh) if solver is None else solver
-    D = np.asarray(solver.distances(vertices), dtype=np.float64).T  # (V, K)
+    return np.asarray(solver.distances(vertices), dtype=np.float64).T
+
+
+def _features(mesh: Mesh, vertices: np.ndarray, D: np.ndarray, pairs, *, tau: float = 0.05, orientation: float = 2.0,
+              orientation_tau: float = 0.3) -> np.ndarray:
+    """:func:`landmark_features` from the landmarks' (V, K) distances ``D``."""
     q = _nearness(D, mesh, tau)
     if not orientation:
         return np.sqrt(q)
-    pairs = landmark_pairs(D[vertices]) if pairs is None else np.asarray(pairs, dtype=np.int64)
+    pairs = np.asarray(pairs, dtype=np.int64)
     g, n = vertex_directions(mesh, D)
     i, j = pairs[:, 0], pairs[:, 1]
     sin = np.einsum("vpd,vd->vp", np.cross(g[:, :, i].transpose(0, 2, 1), g[:, :, j].transpose(0, 2, 1)), n)

@@ -282,16 +282,15 @@ class Aligner:
         """The self-landmark stage (:mod:`densemap.mapping.self_landmarks`), from the refined maps."""
         from tqdm.auto import tqdm
 
-        from .landmarks import landmark_features, landmark_pairs
+        from .landmarks import Landmarks, paired_landmark_features
         from .refine import refine_maps
         from .self_landmarks import LANDMARK_WEIGHT, map_landmarks
 
         maps = (a_to_b, b_to_a)
         for r in tqdm(range(rounds), desc="self-landmark rounds", unit="round", disable=not progress, leave=False):
             ref, new = map_landmarks(self.mesh_a, self.solver_a, maps[0].indices, maps[1].indices)
-            pairs = landmark_pairs(np.asarray(self.solver_a.distances(ref), dtype=np.float64)[:, ref])
-            feat_a = landmark_features(self.mesh_a, ref, solver=self.solver_a, pairs=pairs)
-            feat_b = landmark_features(self.mesh_b, new, solver=self.solver_b, pairs=pairs)
+            feat_a, feat_b = paired_landmark_features(self.mesh_a, self.mesh_b, Landmarks(ref, new),
+                                                      solver_ref=self.solver_a, solver_new=self.solver_b)
             opts = {**ropts, "desc_weight": LANDMARK_WEIGHT, "progress": False}
             if r < rounds - 1:
                 opts["surface"] = False

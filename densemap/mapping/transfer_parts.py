@@ -53,7 +53,7 @@ import numpy as np
 
 from ..mesh import Mesh, check_connected
 from ..parts import PartLabels
-from .landmarks import Landmarks, landmark_features, landmark_pairs, normalise_costs, part_costs
+from .landmarks import Landmarks, normalise_costs, paired_landmark_features, part_costs
 from .partcut import clean_parts
 
 __all__ = ["PartTransfer", "transfer_parts", "run_transfer_parts", "confidence_of", "dense_costs", "DENSE_BASIS",
@@ -281,9 +281,7 @@ def transfer_parts(ref_mesh: Mesh, ref_parts: PartLabels, new_mesh: Mesh, landma
                   f"of the area, {h['seconds']:.1f} s{'' if kept else ' (not kept)'}", file=sys.stderr, flush=True)
 
     t0 = time.perf_counter()
-    pairs = landmark_pairs(np.asarray(solver_r.distances(landmarks.ref), dtype=np.float64)[:, landmarks.ref])
-    feat_r = landmark_features(ref_mesh, landmarks.ref, solver=solver_r, pairs=pairs)
-    feat_n = landmark_features(new_mesh, landmarks.new, solver=solver_n, pairs=pairs)
+    feat_r, feat_n = paired_landmark_features(ref_mesh, new_mesh, landmarks, solver_ref=solver_r, solver_new=solver_n)
     known = ref_parts.labels[landmarks.ref]
     fixed = np.zeros(new_mesh.n_vertices, bool)
     fixed[landmarks.new[known >= 0]] = True
