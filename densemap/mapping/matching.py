@@ -17,7 +17,7 @@ from scipy.spatial import cKDTree
 from .._validate import check_choice
 from ..mesh import Mesh
 from ..parts import PartLabels
-from ..surface import closest_point_on_triangles, vertex_face_incidence
+from ..surface import closest_point_from_edges, vertex_face_incidence
 from .vertex_map import VertexMap
 
 __all__ = ["MatchBackend", "match_descriptors", "surface_points", "as_descriptor_array"]
@@ -245,19 +245,22 @@ def surface_points(desc_src, desc_tgt, target: Mesh, indices, *, within: Literal
                 rot = (first[:, None] + np.arange(3)[None]) % 3
                 tri = np.take_along_axis(tri, rot, axis=1)
                 t0 = tgt[tri[:, 0]]
-                w, cost = closest_point_on_triangles(src[rep], t0, t0 + _CELL * (tgt[tri[:, 1]] - t0),
-                                                     t0 + _CELL * (tgt[tri[:, 2]] - t0))
+                w, cost = closest_point_from_edges(src[rep] - t0, _CELL * (tgt[tri[:, 1]] - t0),
+                                                   _CELL * (tgt[tri[:, 2]] - t0))
                 # back to the face's corners: (a, b, c) on the shrunk triangle -> (a + (b + c)(1 - CELL), CELL b, CELL c)
                 w = np.stack([w[:, 0] + (1 - _CELL) * (w[:, 1] + w[:, 2]), _CELL * w[:, 1], _CELL * w[:, 2]], 1)
                 w = np.take_along_axis(w, np.argsort(rot, axis=1), axis=1)
             else:
                 # descriptors are linear over each face: the closest point in descriptor space
-                w, cost = closest_point_on_triangles(src[rep], tgt[tri[:, 0]], tgt[tri[:, 1]], tgt[tri[:, 2]])
+                t0 = tgt[tri[:, 0]]
+                w, cost = closest_point_from_edges(src[rep] - t0, tgt[tri[:, 1]] - t0, tgt[tri[:, 2]] - t0)
             order = np.lexsort((cost, rep))
             first = order[np.r_[0, np.flatnonzero(np.diff(rep[order])) + 1]]
             who = rep[first]
             faces[who] = fid[first]
             bary[who] = w[first]
-            dist[who] = np.sqrt(np.minimum(cost[first], dist[who] ** 2))
+            # the winners' distances directly (the expansion that ranked them rounds near 0)
+            at = np.einsum("pk,pkd->pd", w[first], tgt[F[fid[first]]])
+            dist[who] = np.minimum(np.linalg.norm(src[who] - at, axis=1), dist[who])
         s = e
     return faces, bary, dist
