@@ -214,6 +214,10 @@ def run_align(mesh_a=None, mesh_b=None, *, parts_a=None, parts_b=None, out_dir: 
     1.0
     """
     t0 = time.perf_counter()
+    if render:  # the OpenGL probe's child process runs while the pair is aligned
+        from ..viz.gl import start_offscreen_probe
+
+        start_offscreen_probe()
     inputs = load_pair(mesh_a, mesh_b, parts_a=parts_a, parts_b=parts_b)
     prep = prepare_pair(inputs, repair=repair)
     t_load = time.perf_counter() - t0

@@ -15,10 +15,11 @@ import os
 import re
 import subprocess
 import sys
+import threading
 
 from ..errors import GLBackendError
 
-__all__ = ["check_offscreen_gl"]
+__all__ = ["check_offscreen_gl", "start_offscreen_probe"]
 
 _ENV = "VTK_DEFAULT_OPENGL_WINDOW"
 # backend name -> (VTK render window class, shared library find_library looks for)
@@ -111,6 +112,21 @@ def _candidates() -> list[str]:
     return out
 
 
+_probe_lock = threading.Lock()  # one probe at a time: the early one and check_offscreen_gl's
+
+
+def start_offscreen_probe() -> None:
+    """Start the probe of :func:`check_offscreen_gl` now, in a background thread, so that
+    its child process (~1 s: it imports VTK and renders) runs while the caller computes;
+    the later :func:`check_offscreen_gl` then waits for it instead of probing again."""
+    threading.Thread(target=_probe_locked, name="densemap-gl-probe", daemon=True).start()
+
+
+def _probe_locked() -> tuple[str | None, tuple[tuple[str, str], ...]]:
+    with _probe_lock:
+        return _probe_all()
+
+
 @functools.cache
 def _probe_all() -> tuple[str | None, tuple[tuple[str, str], ...]]:
     """(working backend or None, ((backend, why it failed), ...)); cached per process."""
@@ -149,7 +165,7 @@ def check_offscreen_gl() -> str:
         No backend renders; the message says why each failed and which system
         packages to install.
     """
-    backend, failures = _probe_all()
+    backend, failures = _probe_locked()
     if backend is None:
         tried = "; ".join(f"{b}: {why}" for b, why in failures) or "nothing to try"
         raise GLBackendError(f"no off-screen OpenGL backend works for VTK (tried {tried}). {_INSTALL_HINT}")
