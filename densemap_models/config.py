@@ -98,10 +98,12 @@ class Config:
 
     Training
     --------
-    batch_size, accumulate, max_iter, lr, optimizer, weight_decay, warmup_iters, lr_steps
-    (fractions of max_iter where the LR drops x0.1), lr_by_time (with a time limit,
-    ``max_minutes``, drop i also comes once lr_steps[i] of the minutes have passed, if that is
-    earlier, so a run cut short by the clock is still annealed), clip_grad_norm, amp (float16 autocast +
+    batch_size, accumulate, max_iter, lr, optimizer, weight_decay, warmup_iters, lr_schedule
+    ("step": x0.1 at each of lr_steps, fractions of max_iter; "cosine": a half cosine from lr
+    to lr / 100 over the run, lr_steps unused), lr_by_time (with a time limit, ``max_minutes``,
+    drop i also comes once lr_steps[i] of the minutes have passed, if that is earlier, and the
+    cosine follows the larger of the two fractions, so a run cut short by the clock is still
+    annealed), clip_grad_norm, amp (float16 autocast +
     GradScaler on CUDA), cpu_bf16 (bfloat16 autocast on a CPU), checkpoint_every
     (model-only snapshots; the last ``keep_snapshots`` are kept), max_nonfinite_steps (a run
     whose loss is not finite this many steps in a row stops with an error), log_every, workers,
@@ -169,6 +171,7 @@ class Config:
     momentum: float = 0.9
     warmup_iters: int = 1000
     lr_steps: tuple = (0.77, 0.92)
+    lr_schedule: str = "step"
     lr_by_time: bool = False
     clip_grad_norm: float = 10.0
     amp: bool = True
@@ -186,6 +189,7 @@ class Config:
             "norm": ("auto", "frozen_bn", "bn", "gn"),
             "head": ("conv", "deeplab"),
             "optimizer": ("sgd", "adamw"),
+            "lr_schedule": ("step", "cosine"),
             "invalid_annotations": ("error", "drop"),
         }
         for name, allowed in choices.items():

@@ -55,6 +55,14 @@ class Dist:
         torch.distributed.all_reduce(t)
         return bool(t.item() > 0)
 
+    def max(self, value: float) -> float:
+        """The largest ``value`` over the ranks (so that all ranks use the same one)."""
+        if not self.distributed:
+            return float(value)
+        t = torch.tensor([float(value)], device=self.device if self.device.type == "cuda" else "cpu")
+        torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MAX)
+        return float(t.item())
+
     def close(self) -> None:
         """Leave the process group this process created."""
         if self.owns_group and torch.distributed.is_initialized():

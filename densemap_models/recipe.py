@@ -30,7 +30,10 @@ def _resumed(stored: dict, overrides, values: dict, where: str, taken=()) -> tup
         raise ConfigError(f"{where}: cannot change {k} on --resume (the run has {k}={changed[k][0]!r}); only "
                           f"{list(RESUME_OVERRIDABLE)} may change; start a new run with --init to change the rest")
     notes = []
-    if "max_iter" in changed:
+    if "max_iter" in changed and old.lr_schedule == "cosine":
+        a, b = changed["max_iter"]
+        notes.append(f"max_iter {a} -> {b}; the cosine goes on from its progress so far (the LR never rises)")
+    elif "max_iter" in changed:
         a, b = changed["max_iter"]
         # keep the LR drops at the steps they had (fractions of the old length)
         # (a drop taken early by lr_by_time stays at its step; one at or past a shortened run's

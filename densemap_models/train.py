@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import random
 import time
@@ -100,12 +101,16 @@ class StreamSampler(torch.utils.data.Sampler):
         return (self.n_batches or 0) * self.B
 
 
-def _lr_lambda(config: Config, taken: list[int] | None = None):
-    """LR factor at ``step``: linear warmup from 0.1 over ``warmup_iters``, x0.1 at every ``lr_steps``.
+def _lr_lambda(config: Config, taken: list[int] | None = None, progress: list[float] | None = None):
+    """LR factor at ``step``: linear warmup from 0.1 over ``warmup_iters``, then the schedule.
 
-    ``taken`` (filled in by :func:`_take_lr_drops` as the run goes) holds, for the
-    first drops in ``sorted(lr_steps)``, the step from which each is in force; a drop counts
-    from that step or from ``lr_steps[i] * max_iter``, whichever is first.
+    ``lr_schedule: step``: x0.1 at every ``lr_steps``. ``taken`` (filled in by
+    :func:`_take_lr_drops` as the run goes) holds, for the first drops in ``sorted(lr_steps)``,
+    the step from which each is in force; a drop counts from that step or from
+    ``lr_steps[i] * max_iter``, whichever is first.
+    ``lr_schedule: cosine``: ``0.01 + 0.99 * (1 + cos(pi p)) / 2`` where the progress ``p`` is
+    the larger of ``step / max_iter`` and ``progress[0]`` (the clock's share, kept by
+    :func:`_take_lr_drops`; it never goes back, so extending a run does not raise the rate).
 
     Kept as a LambdaLR rather than ``SequentialLR(LinearLR(0.1), MultiStepLR)``: that chain
     matches this only to ~5e-15 (its factors are products updated step by step), needs its
@@ -114,6 +119,7 @@ def _lr_lambda(config: Config, taken: list[int] | None = None):
     and could not resume the LambdaLR state stored in existing ``last.pt`` files.
     """
     taken = [] if taken is None else taken
+    progress = [0.0] if progress is None else progress
     fractions = sorted(config.lr_steps)
 
     def f(step: int) -> float:
@@ -121,6 +127,9 @@ def _lr_lambda(config: Config, taken: list[int] | None = None):
         if step < config.warmup_iters:
             a = step / max(config.warmup_iters, 1)
             warm = 0.1 * (1 - a) + a
+        if config.lr_schedule == "cosine":
+            p = min(1.0, max(step / config.max_iter, progress[0]))
+            return warm * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * p)))
         drops = sum(step >= s * config.max_iter or (i < len(taken) and step >= taken[i])
                     for i, s in enumerate(fractions))
         return warm * 0.1**drops
@@ -178,6 +187,8 @@ class _Run:
     nonfinite: int = 0
     model_file: str | None = None  # the file holding the current weights, once written
     lr_taken: list = field(default_factory=list)  # see _lr_lambda; stored in last.pt
+    lr_progress: list = field(default_factory=lambda: [0.0])  # the cosine's clock progress, ditto
+    progress_start: float = 0.0  # lr_progress when this call began (a resumed run compresses the rest)
 
 
 def _restore(run: _Run, state: dict, weights: dict, dist: Dist) -> None:
@@ -189,6 +200,7 @@ def _restore(run: _Run, state: dict, weights: dict, dist: Dist) -> None:
         run.scaler.load_state_dict(state["scaler"])
     run.step = int(state["step"])
     run.lr_taken[:] = [int(x) for x in state.get("lr_taken", [])]  # in place: the schedule holds this list
+    run.lr_progress[0] = run.progress_start = float(state.get("lr_progress", 0.0))
     ranks = state.get("rng_ranks") or [state["rng"]]
     if len(ranks) == dist.world:
         set_rng_state(ranks[dist.rank], dist.device)
@@ -212,11 +224,12 @@ def _build_run(config: Config, *, init, init_partial: bool, resumed: tuple | Non
     model.to(dev).train()
     opt = _optimizer(model, config)
     taken: list[int] = []
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(config, taken))
+    progress = [0.0]
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(config, taken, progress))
     use_amp = config.amp and dev.type == "cuda"
     dtype = torch.float16 if use_amp else (torch.bfloat16 if config.cpu_bf16 and dev.type == "cpu" else None)
     run = _Run(model, model, opt, sched, torch.amp.GradScaler("cuda", enabled=use_amp), use_amp, dtype,
-               lr_taken=taken)
+               lr_taken=taken, lr_progress=progress)
     if resumed is not None:
         _restore(run, *resumed, dist)
     if dist.distributed:
@@ -293,7 +306,16 @@ def _take_lr_drops(run: _Run, config: Config, dist: Dist, *, elapsed_min: float,
     """Record the next LR drop as taken once its step has come or, with ``lr_by_time`` and a
     time limit, once its fraction of ``max_minutes`` has passed (the new rate then applies from
     the next optimizer step). Every rank decides alike: any rank's clock suffices.
+    For ``lr_schedule: cosine`` it moves the clock's progress instead: the remaining
+    ``1 - progress_start`` of the cosine spread over ``max_minutes`` (the latest rank's clock).
     """
+    if config.lr_schedule == "cosine":
+        p = run.step / config.max_iter
+        if config.lr_by_time and max_minutes is not None:
+            clock = run.progress_start + (1 - run.progress_start) * min(1.0, elapsed_min / max_minutes)
+            p = max(p, dist.max(clock))
+        run.lr_progress[0] = min(1.0, max(run.lr_progress[0], p))
+        return
     fractions = sorted(config.lr_steps)
     while len(run.lr_taken) < len(fractions):
         s = fractions[len(run.lr_taken)]
@@ -437,6 +459,7 @@ def _checkpoint(out: Path, run: _Run, config: Config, dist: Dist, *, final: bool
     ck.save_model_file(out / name, weights, config=config.to_dict(), step=run.step, finished=finished if final else None)
     state = {"optimizer": run.opt.state_dict(), "scheduler": run.sched.state_dict(),
              "scaler": run.scaler.state_dict(), "step": run.step, "lr_taken": list(run.lr_taken),
+             "lr_progress": run.lr_progress[0],
              "config": config.to_dict(), "rng": rngs[0], "rng_ranks": rngs}
     ck.save_train_state(out, state, model_file=name, model_sha256=ck.tensor_hash(weights))
     run.model_file = name

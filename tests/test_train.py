@@ -261,6 +261,42 @@ def test_lr_by_time_drops_at_fractions_of_the_minutes_and_resumes_them(tmp_path,
     assert len(lrs) == 10 and lrs[-1] == pytest.approx(base)
 
 
+def test_cosine_by_time_anneals_over_the_minutes_and_never_rises_on_resume(tmp_path, monkeypatch):
+    import math
+
+    import densemap_models.train as T
+    from densemap_models.checkpoints import read_checkpoint
+
+    torch.set_num_threads(2)
+    ticks = iter(range(0, 10**6, 6))  # 6 s per step: after step k, k / 10 of a minute has passed
+    monkeypatch.setattr(T, "_clock", lambda: float(next(ticks)))
+    data = make_coco(tmp_path / "data", n_images=2, size=64)
+    cfg = Config(**{**FAST, "max_iter": 40, "lr_schedule": "cosine", "lr_by_time": True, "log_every": 1,
+                    "warmup_iters": 0, "min_size": 64, "max_size": 64})
+    cos = lambda p: cfg.lr * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * min(p, 1.0))))  # noqa: E731
+    out = tmp_path / "run"
+    res = T.run_training(out, data=data, config=cfg, max_minutes=1.0, progress=False)
+    assert res.step == 10 and not res.finished
+
+    def logged(run):
+        return {json.loads(x)["step"]: json.loads(x)["lr"] for x in (run / "log.jsonl").read_text().splitlines()}
+
+    # the rate set at the end of step k follows the clock's share after step k - 1 (by steps
+    # alone, 40 steps, step 9 would still be at 97 % of the rate)
+    lrs = logged(out)
+    assert [lrs[k] for k in range(2, 11)] == pytest.approx([cos((k - 1) / 10) for k in range(2, 11)])
+    assert read_checkpoint(out / "last.pt")["lr_progress"] == pytest.approx(1.0)
+    # a resume past the end stays at the final rate instead of climbing back
+    more = T.run_training(out, data=data, resume=True, overrides=["max_iter=14"], progress=False)
+    assert more.finished and more.step == 14
+    assert [logged(out)[k] for k in (11, 12, 14)] == pytest.approx([0.01 * cfg.lr] * 3)
+    # without lr_by_time the cosine runs over the steps
+    plain = tmp_path / "plain"
+    T.run_training(plain, data=data, config=cfg.replace(lr_by_time=False), max_minutes=1.0, progress=False)
+    lrs = logged(plain)
+    assert [lrs[k] for k in range(1, 11)] == pytest.approx([cos(k / 40) for k in range(1, 11)])
+
+
 def test_a_loss_that_stays_non_finite_stops_the_run(tmp_path):
     from densemap_models.train import TrainingError
 
