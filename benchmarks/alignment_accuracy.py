@@ -58,6 +58,12 @@ CONFIGS: dict[str, dict] = {
     "pen0.15": {"refine_options": {"label_penalty": 0.15}},
     "pen0.5": {"refine_options": {"label_penalty": 0.5}},
     "assign": {"refine_options": {"assign": True}},
+    # capped final matches: no vertex takes more than this many times its area's share
+    "balance0.5": {"refine_options": {"balance": 0.5}},
+    "balance0.75": {"refine_options": {"balance": 0.75}},
+    "balance1": {"refine_options": {"balance": 1.0}},
+    "balance1.5": {"refine_options": {"balance": 1.5}},
+    "balance2": {"refine_options": {"balance": 2.0}},
     "no-landmarks": {"landmark_rounds": 0},  # the default without the self-landmark stage (coarse labels)
     "landmarks3": {"landmark_rounds": 3},  # the stage forced on (fine labels)
     "landmarks3-pen0.15": {"landmark_rounds": 3, "refine_options": {"label_penalty": 0.15}},

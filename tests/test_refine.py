@@ -179,7 +179,7 @@ def test_consistent_refinement_maps_the_identity_exactly(pair):
     m, parts, d = p["m"], p["parts_a"], p["desc_a"]
     n = m.n_vertices
     ident = VertexMap(np.arange(n), np.zeros(n), n_target=n)
-    for opts in ({}, {"bijective_weight": 2.0, "desc_weight": 0.5}, {"max_samples": 200}):
+    for opts in ({}, {"bijective_weight": 2.0, "desc_weight": 0.5}, {"max_samples": 200}, {"balance": 1.5}):
         ab, ba = refine_maps(m, m, ident, ident, same_part=True, parts_a=parts, parts_b=parts, desc_a=d, desc_b=d,
                              surface=True, **FAST, **opts)
         for vm in (ab, ba):
@@ -199,6 +199,23 @@ def test_consistent_refinement_repairs_a_noisy_map_and_reduces_collapse(pair):
     # the paper's ZoomOut is still there
     zab, _ = refine_maps(p["m"], p["mb"], p["init"], p["init_ba"], method="zoomout", **FAST)
     assert (zab.indices == p["gt"]).mean() >= 0.95
+
+
+def test_balanced_matching_caps_what_a_target_vertex_takes():
+    """A known answer in 1-D: three sources crowd the target at 0; with room for one each they
+    spread in order (the least total squared distance), with room for three they stay."""
+    from densemap.mapping.consistent import _balanced
+
+    t = np.array([[0.0], [1.0], [2.0], [3.0]])
+    q = np.array([[0.0], [0.1], [0.2], [2.9]])
+    ones = np.ones(4)
+    assert _balanced(q, t, None, None, ones, 1.0).tolist() == [0, 1, 2, 3]
+    assert _balanced(q, t, None, None, ones, 3.0).tolist() == [0, 0, 0, 3]
+    # within parts: the same crowd split over two parts never crosses between them
+    lq, lt = np.array([0, 0, 1, 1]), np.array([0, 0, 1, 1])
+    assert _balanced(q, t, lq, lt, ones, 1.0).tolist() == [0, 1, 2, 3]
+    # a target vertex of twice the area has room for two
+    assert _balanced(q, t, None, None, np.array([2.0, 1.0, 1.0, 1.0]) * 0.8, 1.0).tolist() == [0, 0, 1, 3]
 
 
 def test_subsampled_refinement_upsamples_exactly(pair):

@@ -123,27 +123,50 @@ def spread_samples(points: np.ndarray, mass: np.ndarray, n: int, labels: np.ndar
     return samples, np.bincount(near, weights=mass, minlength=len(samples))
 
 
-def _nn32(q, t, chunk: int = 1 << 22, candidates: int = 4):
-    """Nearest ``t`` row of each ``q`` row (float32 torch tensors).
+def _knn32(q, t, k: int = 1, chunk: int = 1 << 22, extra: int = 3):
+    """The ``k`` nearest ``t`` rows of each ``q`` row (float32 torch tensors), nearest first:
+    (indices (n, k) int64 tensor, squared distances (n, k) float32 tensor).
 
     The refinement's searches run in 100-300 dimensions, where a KD-tree degenerates into
     a slow brute force; a GEMM is the fast brute force. ``|t|^2 - 2 q.t`` (one GEMM per
     block) ranks the candidates, but it cancels: its error grows with the norms, not with
-    the distance, so two rows a few 1e-3 apart can swap. The best ``candidates`` are
+    the distance, so two rows a few 1e-3 apart can swap. The best ``k + extra`` are
     therefore re-ranked by their direct differences ``|q - t|^2``, which are accurate to
     float32's relative precision of the distance itself (the identity is then a fixed point)."""
     import torch
 
     tn = t.square().sum(1)
     step = max(1, chunk // max(len(t), 1))
-    k = min(candidates, len(t))
-    out = []
+    kk = min(k + extra, len(t))
+    idx, d2 = [], []
     for s0 in range(0, len(q), step):
         qq = q[s0 : s0 + step]
-        cand = torch.addmm(tn[None, :], qq, t.T, alpha=-2.0).topk(k, dim=1, largest=False).indices
+        cand = torch.addmm(tn[None, :], qq, t.T, alpha=-2.0).topk(kk, dim=1, largest=False).indices
         exact = (qq[:, None, :] - t[cand]).square().sum(-1)
-        out.append(cand.gather(1, exact.argmin(1, keepdim=True))[:, 0])
-    return torch.cat(out).cpu().numpy()
+        order = exact.sort(dim=1, stable=True).indices[:, :k]
+        idx.append(cand.gather(1, order))
+        d2.append(exact.gather(1, order))
+    return torch.cat(idx), torch.cat(d2)
+
+
+def _nn32(q, t) -> np.ndarray:
+    """Nearest ``t`` row of each ``q`` row (see :func:`_knn32`)."""
+    return _knn32(q, t, 1)[0][:, 0].cpu().numpy()
+
+
+def _part_groups(lq, lt, n_t: int, neighbours: dict | None = None):
+    """(part, source rows, target columns) per part of ``lq``: the target's vertices of that
+    part (and of its ``neighbours``, when given); anywhere for label -1 or a part missing
+    from the target."""
+    for p in np.unique(lq):
+        rows = np.flatnonzero(lq == p)
+        if p < 0:
+            cols = np.arange(n_t)
+        else:
+            cols = np.flatnonzero(np.isin(lt, neighbours.get(int(p), [p])) if neighbours is not None else lt == p)
+        if len(cols) == 0:
+            cols = np.arange(n_t)
+        yield p, rows, cols
 
 
 def _match(q, t, lq, lt, device=None, penalty: float = 0.0, neighbours: dict | None = None) -> np.ndarray:
@@ -160,20 +183,70 @@ def _match(q, t, lq, lt, device=None, penalty: float = 0.0, neighbours: dict | N
         return _nn32(qt, tt)
     out = np.empty(len(q), np.int64)
     soft = neighbours is not None and penalty > 0
-    for p in np.unique(lq):
-        rows = np.flatnonzero(lq == p)
-        if p < 0:
-            cols = np.arange(len(t))
-        else:
-            cols = np.flatnonzero(np.isin(lt, neighbours.get(int(p), [p])) if soft else lt == p)
-        if len(cols) == 0:
-            cols = np.arange(len(t))
+    for p, rows, cols in _part_groups(lq, lt, len(t), neighbours if soft else None):
         qq, tc = qt[torch.as_tensor(rows, device=dev)], tt[torch.as_tensor(cols, device=dev)]
         if soft and p >= 0:  # one more coordinate: penalty on A's side, penalty * [same part] on B's
             qq = torch.cat([qq, torch.full((len(rows), 1), penalty, dtype=qq.dtype, device=dev)], 1)
             same = torch.as_tensor(lt[cols] == p, dtype=qq.dtype, device=dev)[:, None]
             tc = torch.cat([tc, penalty * same], 1)
         out[rows] = cols[_nn32(qq, tc)]
+    return out
+
+
+# added to the cost of an over-capacity match (in units of the median nearest/second gap):
+# it keeps every capped assignment feasible, at a cost no within-capacity choice reaches
+_OVERFLOW = 1e3
+
+
+def _balanced(q, t, lq, lt, mass_t, capacity: float, device=None, k: int = 8) -> np.ndarray:
+    """Nearest neighbours within parts where no target vertex takes much more than its share.
+
+    A target vertex's share of a part's source vertices is its part of the target's mass;
+    it may take ``max(1, round(capacity * share))`` of them. Among each source vertex's
+    ``k`` nearest candidates, the assignment of least total squared embedding distance
+    under those capacities (each target vertex as that many one-to-one slots, solved by
+    :func:`scipy.sparse.csgraph.min_weight_full_bipartite_matching`, LAPJVsp); a source
+    vertex may still go to its nearest over capacity at a large added cost, so the problem
+    is always feasible. Where no capacity binds the result is the nearest neighbours (the
+    identity stays a fixed point).
+    """
+    import torch
+    from scipy.sparse import csr_matrix
+    from scipy.sparse.csgraph import min_weight_full_bipartite_matching
+
+    dev = torch.device("cpu" if device is None else device)
+    qt = torch.as_tensor(np.ascontiguousarray(q, dtype=np.float32), device=dev)
+    tt = torch.as_tensor(np.ascontiguousarray(t, dtype=np.float32), device=dev)
+    lq = np.zeros(len(q), np.int64) if lq is None else lq
+    lt = np.zeros(len(t), np.int64) if lt is None else lt
+    out = np.empty(len(q), np.int64)
+    for _, rows, cols in _part_groups(lq, lt, len(t)):
+        idx, d2 = _knn32(qt[torch.as_tensor(rows, device=dev)], tt[torch.as_tensor(cols, device=dev)],
+                         min(k, len(cols)))
+        idx, d2 = idx.cpu().numpy(), d2.double().cpu().numpy()
+        c = d2 - d2[:, :1]
+        gap = float(np.median(c[:, 1])) if c.shape[1] > 1 else 0.0
+        if not gap > 0:
+            out[rows] = cols[idx[:, 0]]
+            continue
+        n = len(rows)
+        share = mass_t[cols] / mass_t[cols].sum() * n
+        cap = np.maximum(1, np.rint(capacity * share)).astype(np.int64)
+        first = np.r_[0, np.cumsum(cap)]  # target j's slots: first[j] ... first[j + 1] - 1
+        reps = cap[idx]  # (n, k)
+        r = np.repeat(np.arange(n), reps.sum(1))
+        j = np.repeat(idx.ravel(), reps.ravel())
+        slot = first[j] + (np.arange(len(j)) - np.repeat(np.cumsum(reps.ravel()) - reps.ravel(), reps.ravel()))
+        w = np.repeat(c.ravel(), reps.ravel()) / gap + 1.0  # > 0: csgraph reads zeros as no edge
+        rr = np.r_[r, np.arange(n)]  # the overflow slots, one per source vertex, at its nearest
+        ss = np.r_[slot, first[-1] + np.arange(n)]
+        ww = np.r_[w, np.full(n, 1.0 + _OVERFLOW)]
+        m = csr_matrix((ww, (rr, ss)), shape=(n, first[-1] + n))
+        got = min_weight_full_bipartite_matching(m)[1]
+        target = np.searchsorted(first, got, side="right") - 1
+        over = got >= first[-1]
+        target[over] = idx[over, 0]
+        out[rows] = cols[target]
     return out
 
 
@@ -238,7 +311,7 @@ def consistent_zoomout(phi_a, mass_a, phi_b, mass_b, a_to_b, b_to_a, *, k_init: 
                        bijective_weight: float = 1.0, labels_a=None, labels_b=None, desc_a=None, desc_b=None,
                        desc_weight: float = 0.0, samples_a=None, samples_b=None, agree: bool = True,
                        neighbours: dict | None = None, label_penalty: float = 0.0, assign: bool = False,
-                       device=None, progress: bool = False) -> SpectralMaps:
+                       balance: float = 0.0, device=None, progress: bool = False) -> SpectralMaps:
     """Refine both point maps together on plain arrays (see the module docstring).
 
     Parameters
@@ -274,6 +347,11 @@ def consistent_zoomout(phi_a, mass_a, phi_b, mass_b, a_to_b, b_to_a, *, k_init: 
         target as a one-to-one assignment (:func:`scipy.optimize.linear_sum_assignment`
         on the embedding distances, parts up to 2e6 vertex pairs) instead of nearest
         neighbours: the map is then injective there, as the truth is.
+    balance : float
+        In the final step, no target vertex takes more than ``balance`` times its share of
+        the matches (its mass's share of the part; :func:`_balanced`, among each source
+        vertex's 8 nearest), so that matches spread instead of piling up (0: plain nearest
+        neighbours). It replaces ``label_penalty``'s cross-part matches.
     agree : bool
         Use one functional map for both directions, the mean of ``C_ab`` and ``C_ba.T``
         (they are each other's transposes for an isometry of unit-area shapes); the map
@@ -357,12 +435,12 @@ def consistent_zoomout(phi_a, mass_a, phi_b, mass_b, a_to_b, b_to_a, *, k_init: 
     c_ab, c_ba = fmaps(pa, pb)
     ds = s * desc_weight * np.sqrt(k_max)
     qa, tb = spectral_embeddings(pa, pb, c_ab, c_ba, w, desc_a if use_desc else None, desc_b, ds, np.float32)
-    a_out = match_soft(qa, tb, la, lb)
+    a_out = match_soft(qa, tb, la, lb) if balance <= 0 else _balanced(qa, tb, la, lb, mass_b, balance, device)
     if assign:
         a_out = _assign(qa, tb, la, lb, a_out)
     del qa, tb
     qb, ta = spectral_embeddings(pb, pa, c_ba, c_ab, w, desc_b if use_desc else None, desc_a, ds, np.float32)
-    b_out = match_soft(qb, ta, lb, la)
+    b_out = match_soft(qb, ta, lb, la) if balance <= 0 else _balanced(qb, ta, lb, la, mass_a, balance, device)
     if assign:
         b_out = _assign(qb, ta, lb, la, b_out)
     if samples_a is not None or samples_b is not None:

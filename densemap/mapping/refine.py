@@ -169,6 +169,7 @@ def refine_maps(
     agree: bool = True,
     label_penalty: float = 0.0,
     assign: bool = False,
+    balance: float = 0.0,
     surface: bool = False,
     device=None,
     backend: MatchBackend = "auto",
@@ -215,6 +216,10 @@ def refine_maps(
     assign : bool
         ``"consistent"``: one-to-one assignments in the final step for the parts where
         the source is the sparser mesh (see :func:`~densemap.mapping.consistent.consistent_zoomout`).
+    balance : float
+        ``"consistent"``: in the final step no target vertex takes more than ``balance``
+        times its area's share of the matches (0: plain nearest neighbours; see
+        :func:`~densemap.mapping.consistent.consistent_zoomout`).
     agree : bool
         ``"consistent"``: one functional map for both directions (see
         :func:`~densemap.mapping.consistent.consistent_zoomout`).
@@ -246,6 +251,8 @@ def refine_maps(
         parts_b = match_parts(parts_a.check_mesh(mesh_a), parts_b.check_mesh(mesh_b))
         labels_a, labels_b = parts_a.labels, parts_b.labels
     desc_a, desc_b = _check_descriptors(mesh_a, mesh_b, desc_a, desc_b)
+    if not balance >= 0:
+        raise ValueError(f"balance must be >= 0 (0: off), got {balance}")
     if desc_weight < 0 or bijective_weight < 0:
         raise ValueError(f"desc_weight and bijective_weight must be >= 0, got {desc_weight}, {bijective_weight}")
     k_max = min(k_final, mesh_a.n_vertices - 1, mesh_b.n_vertices - 1)
@@ -278,7 +285,8 @@ def refine_maps(
                              bijective_weight=float(bijective_weight), labels_a=labels_a, labels_b=labels_b,
                              desc_a=desc_a, desc_b=desc_b, desc_weight=float(desc_weight), samples_a=samples[0],
                              samples_b=samples[1], agree=bool(agree), neighbours=neighbours,
-                             label_penalty=float(label_penalty), assign=bool(assign), device=device,
+                             label_penalty=float(label_penalty), assign=bool(assign), balance=float(balance),
+                             device=device,
                              progress=progress)
     out_a = _refined(a_to_b, res.a_to_b, desc_a, desc_b)
     rev = b_to_a if b_to_a is not None else VertexMap(res.b_to_a, np.zeros(len(res.b_to_a)), source_name=a_to_b.target_name,
