@@ -209,13 +209,17 @@ def test_balanced_matching_caps_what_a_target_vertex_takes():
     t = np.array([[0.0], [1.0], [2.0], [3.0]])
     q = np.array([[0.0], [0.1], [0.2], [2.9]])
     ones = np.ones(4)
-    assert _balanced(q, t, None, None, ones, 1.0).tolist() == [0, 1, 2, 3]
-    assert _balanced(q, t, None, None, ones, 3.0).tolist() == [0, 0, 0, 3]
+    assert _balanced(q, t, None, None, ones, ones, 1.0).tolist() == [0, 1, 2, 3]
+    assert _balanced(q, t, None, None, ones, ones, 3.0).tolist() == [0, 0, 0, 3]
     # within parts: the same crowd split over two parts never crosses between them
     lq, lt = np.array([0, 0, 1, 1]), np.array([0, 0, 1, 1])
-    assert _balanced(q, t, lq, lt, ones, 1.0).tolist() == [0, 1, 2, 3]
+    assert _balanced(q, t, lq, lt, ones, ones, 1.0).tolist() == [0, 1, 2, 3]
     # a target vertex of twice the area has room for two
-    assert _balanced(q, t, None, None, np.array([2.0, 1.0, 1.0, 1.0]) * 0.8, 1.0).tolist() == [0, 0, 1, 3]
+    assert _balanced(q, t, None, None, ones, np.array([2.0, 1.0, 1.0, 1.0]) * 0.8, 1.0).tolist() == [0, 0, 1, 3]
+    # shares count source vertices of the local size: a crowd of three thirds-of-a-vertex
+    # (a densely meshed region) is worth 1.5 vertices of the 0.5 share at 0, so two may stay
+    thirds = np.array([1 / 3, 1 / 3, 1 / 3, 1.0])
+    assert _balanced(q, t, None, None, thirds, ones, 1.0).tolist() == [0, 0, 1, 3]
 
 
 def test_subsampled_refinement_upsamples_exactly(pair):
