@@ -367,7 +367,8 @@ def consistent_zoomout(phi_a, mass_a, phi_b, mass_b, a_to_b, b_to_a, *, k_init: 
         In the final step, no target vertex takes more than ``balance`` times its share of
         the matches (its mass's share of the part; :func:`_balanced`, among each source
         vertex's 8 nearest), so that matches spread instead of piling up (0: plain nearest
-        neighbours). It replaces ``label_penalty``'s cross-part matches.
+        neighbours). A ``label_penalty`` (with ``neighbours``) turns it off: the final step
+        is then the penalised nearest neighbours across part boundaries.
     agree : bool
         Use one functional map for both directions, the mean of ``C_ab`` and ``C_ba.T``
         (they are each other's transposes for an isometry of unit-area shapes); the map
@@ -451,12 +452,13 @@ def consistent_zoomout(phi_a, mass_a, phi_b, mass_b, a_to_b, b_to_a, *, k_init: 
     c_ab, c_ba = fmaps(pa, pb)
     ds = s * desc_weight * np.sqrt(k_max)
     qa, tb = spectral_embeddings(pa, pb, c_ab, c_ba, w, desc_a if use_desc else None, desc_b, ds, np.float32)
-    a_out = match_soft(qa, tb, la, lb) if balance <= 0 else _balanced(qa, tb, la, lb, mass_a, mass_b, balance, device)
+    capped = balance > 0 and not (neighbours is not None and label_penalty > 0)  # a label penalty comes first
+    a_out = _balanced(qa, tb, la, lb, mass_a, mass_b, balance, device) if capped else match_soft(qa, tb, la, lb)
     if assign:
         a_out = _assign(qa, tb, la, lb, a_out)
     del qa, tb
     qb, ta = spectral_embeddings(pb, pa, c_ba, c_ab, w, desc_b if use_desc else None, desc_a, ds, np.float32)
-    b_out = match_soft(qb, ta, lb, la) if balance <= 0 else _balanced(qb, ta, lb, la, mass_b, mass_a, balance, device)
+    b_out = _balanced(qb, ta, lb, la, mass_b, mass_a, balance, device) if capped else match_soft(qb, ta, lb, la)
     if assign:
         b_out = _assign(qb, ta, lb, la, b_out)
     if samples_a is not None or samples_b is not None:

@@ -221,7 +221,8 @@ def refine_maps(
         times its area's share of the matches, unless the only candidates with room are
         far worse (default 1; 0: plain nearest neighbours; see
         :func:`~densemap.mapping.consistent.consistent_zoomout`). It lowers the error and
-        the many-to-one collapse with clean and coarse labels (docs/alignment.md).
+        the many-to-one collapse with clean and coarse labels (docs/alignment.md). A
+        ``label_penalty`` above 0 turns it off.
     agree : bool
         ``"consistent"``: one functional map for both directions (see
         :func:`~densemap.mapping.consistent.consistent_zoomout`).
