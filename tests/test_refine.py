@@ -222,6 +222,25 @@ def test_balanced_matching_caps_what_a_target_vertex_takes():
     assert _balanced(q, t, None, None, thirds, ones, 1.0).tolist() == [0, 0, 1, 3]
 
 
+def test_label_penalty_lets_matches_cross_wrong_boundaries_with_the_caps_on(pair):
+    """B's labels wrong on 10 % of its vertices: within parts every match obeys them; a small
+    label penalty lets the true images across (the caps, on by default, must not hide it)."""
+    p = pair
+    rng = np.random.default_rng(3)
+    lab = p["parts_b"].labels.copy()
+    flip = rng.random(len(lab)) < 0.1
+    lab[flip] = (lab[flip] + 1) % 6
+    noisy_b = PartLabels(lab, p["parts_b"].names)
+    opts = dict(same_part=True, parts_a=p["parts_a"], parts_b=noisy_b, **FAST)
+    crossed = []
+    for penalty in (0.0, 0.05):
+        ab, _ = refine_maps(p["m"], p["mb"], p["init"], p["init_ba"], label_penalty=penalty, **opts)
+        crossed.append(float((p["parts_a"].labels != lab[ab.indices]).mean()))
+        if penalty:
+            assert (ab.indices == p["gt"]).mean() > 0.95  # across the wrong boundaries, to the truth
+    assert crossed[0] == 0.0 and crossed[1] > 0.05
+
+
 def test_subsampled_refinement_upsamples_exactly(pair):
     """Iterating on 300 of 642 vertices still recovers the full-resolution isometry."""
     p = pair
