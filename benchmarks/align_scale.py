@@ -9,7 +9,7 @@ fresh processes; the table gives the wall time, the peak resident memory of the 
 stage times from ``report.json``. What the defaults approximate at this size: the
 descriptors use 16 sampled sources per part (exact heat-method distances from them), the
 spectral refinement iterates on at most 4000 spread vertices per mesh, and only its last
-step (nearest neighbours in the final embedding) runs on every vertex; the accuracy
+step (capped nearest neighbours in the final embedding) runs on every vertex; the accuracy
 that costs is measured on the 50k pair in docs/alignment.md.
 
     OMP_WAIT_POLICY=PASSIVE nice -n 19 python benchmarks/align_scale.py [--subdivisions 2]
