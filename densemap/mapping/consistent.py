@@ -216,9 +216,10 @@ def _balanced(q, t, lq, lt, mass_q, mass_t, capacity: float, device=None, k: int
     under those capacities (each target vertex as that many one-to-one slots, solved by
     :func:`scipy.sparse.csgraph.min_weight_full_bipartite_matching`, LAPJVsp); a source
     vertex may still go to its nearest over capacity at an added ``_OVERFLOW`` median gaps
-    (between the nearest and the second nearest), so the problem is always feasible. Where no capacity binds the result is the nearest neighbours (the
-    identity stays a fixed point); so it is where a part's source has more than
-    ``BALANCE_MAX_SHARE`` times as many vertices as its target.
+    (between the nearest and the second nearest), so the problem is always feasible.
+    Where no capacity binds the result is the nearest neighbours (the identity stays a
+    fixed point); so it is where a part's source has more than ``BALANCE_MAX_SHARE``
+    times as many vertices as its target.
     """
     import torch
     from scipy.sparse import csr_matrix
