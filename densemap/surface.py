@@ -52,10 +52,9 @@ def closest_point_from_edges(ap, ab, ac) -> tuple[np.ndarray, np.ndarray]:
     matrix (``bp = ap - ab``, ``cp = ap - ac``), and the squared distance by expanding
     ``|ap - v ab - w ac|^2``: 6 passes over the (P, D) arrays (9 with the differences)
     instead of 18, which matters in the 100-dimensional descriptor spaces of the
-    surface-point refinement. The
-    expansion rounds to ``eps * |ap|^2`` (so a distance near 0 comes out near
-    ``sqrt(eps) |ap|``); it is clamped at 0. Good for ranking candidates; recompute the
-    distance of the winner directly where it must be exact.
+    surface-point refinement. The expansion rounds to ``eps * |ap|^2`` (so a distance
+    near 0 comes out near ``sqrt(eps) |ap|``); it is clamped at 0. Good for ranking
+    candidates; recompute the distance of the winner directly where it must be exact.
     """
     ap, ab, ac = (np.asarray(x, dtype=np.float64) for x in (ap, ab, ac))
     d1 = np.einsum("ij,ij->i", ab, ap)

@@ -237,7 +237,7 @@ def _balanced(q, t, lq, lt, mass_q, mass_t, capacity: float, device=None, k: int
         idx, d2 = idx.cpu().numpy(), d2.double().cpu().numpy()
         c = d2 - d2[:, :1]
         gap = float(np.median(c[:, 1])) if c.shape[1] > 1 else 0.0
-        if not gap > 0:
+        if not gap > 0 or len(rows) > BALANCE_MAX_SHARE * len(cols):
             out[rows] = cols[idx[:, 0]]
             continue
         n = len(rows)
@@ -246,9 +246,6 @@ def _balanced(q, t, lq, lt, mass_q, mass_t, capacity: float, device=None, k: int
         local = np.where(hits > 0, np.bincount(idx[:, 0], a, len(cols)) / np.maximum(hits, 1), a.mean())
         share = mass_t[cols] / mass_t[cols].sum() * a.sum() / local
         cap = np.maximum(1, np.rint(capacity * share)).astype(np.int64)
-        if n > BALANCE_MAX_SHARE * len(cols):
-            out[rows] = cols[idx[:, 0]]
-            continue
         first = np.r_[0, np.cumsum(cap)]  # target j's slots: first[j] ... first[j + 1] - 1
         reps = cap[idx]  # (n, k)
         r = np.repeat(np.arange(n), reps.sum(1))

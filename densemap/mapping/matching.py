@@ -17,7 +17,7 @@ from scipy.spatial import cKDTree
 from .._validate import check_choice
 from ..mesh import Mesh
 from ..parts import PartLabels
-from ..surface import closest_point_from_edges, vertex_face_incidence
+from ..surface import closest_point_from_edges, surface_positions, vertex_face_incidence
 from .vertex_map import VertexMap
 
 __all__ = ["MatchBackend", "match_descriptors", "surface_points", "as_descriptor_array"]
@@ -260,7 +260,7 @@ def surface_points(desc_src, desc_tgt, target: Mesh, indices, *, within: Literal
             faces[who] = fid[first]
             bary[who] = w[first]
             # the winners' distances directly (the expansion that ranked them rounds near 0)
-            at = np.einsum("pk,pkd->pd", w[first], tgt[F[fid[first]]])
+            at = surface_positions(tgt, F, fid[first], w[first])
             dist[who] = np.minimum(np.linalg.norm(src[who] - at, axis=1), dist[who])
         s = e
     return faces, bary, dist
