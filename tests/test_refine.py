@@ -170,6 +170,9 @@ def test_refine_validation(pair):
         refine_map(*args, desc_a=p["desc_a"])
     with pytest.raises(ValueError, match="a_to_b has 3 entries"):
         refine_map(p["m"], p["mb"], VertexMap([0, 1, 2], [0, 0, 0]))
+    for bad in (-0.5, float("nan")):
+        with pytest.raises(ValueError, match=r"balance must be >= 0 \(0: off\), got"):
+            refine_map(*args, balance=bad)
 
 
 # ----------------------------------------------------------------------------- consistent refinement
