@@ -4,7 +4,9 @@
 extra files -- e.g. pseudo-labels -- are merged in by image ``file_name``) and yields
 ``(image (3, H, W) float in [0, 1], target dict)`` in the form :mod:`densemap_models.rcnn` trains
 on. Every selected category becomes the single foreground class (``classes`` selects them by
-name or id); crowd instances are skipped. Instances without DensePose points train the box,
+name or id); crowd instances (``iscrowd: 1``) are not trained as instances: their boxes become
+the target's ``ignore_boxes``, regions where anchors and proposals are not trained as background
+(a pseudo-label file marks the teacher's uncertain detections so). Instances without DensePose points train the box,
 the mask and the DensePose foreground only (heterogeneous training). Per-point fields other
 than ``dp_x, dp_y, dp_I, dp_U, dp_V`` (e.g. a pseudo-label ``dp_conf``) are ignored.
 
@@ -174,7 +176,7 @@ class DensePoseDataset(torch.utils.data.Dataset):
     def _add_pseudo(self, path, root) -> None:
         d = read_coco(path)
         anns, k = d.get("annotations", []), (d.get("info") or {}).get("k")
-        if not anns:
+        if not any(not a.get("iscrowd", 0) for a in anns):
             raise AnnotationError(f"{path}: holds no pseudo-labelled detection; nothing to train on "
                                   "(see the counts of `densemap pseudo-label`)")
         if (k is None or k > 0) and not any(a.get("dp_x") for a in anns):
@@ -211,12 +213,13 @@ class DensePoseDataset(torch.utils.data.Dataset):
     def target(self, index: int, height: int, width: int) -> dict:
         """The target dict of image ``index`` (unflipped)."""
         im = self.images[index]
-        boxes, masks, grid, grid_ok, parts, parts_ok, pts = [], [], [], [], [], [], []
+        boxes, masks, grid, grid_ok, parts, parts_ok, pts, ignore = [], [], [], [], [], [], [], []
         for a in self.anns[im["id"]]:
-            if a.get("iscrowd", 0):
-                continue
             x, y, w, h = [float(t) for t in a["bbox"]]
             if w < 1 or h < 1:
+                continue
+            if a.get("iscrowd", 0):
+                ignore.append([x, y, x + w, y + h])
                 continue
             k = len(boxes)
             boxes.append([x, y, x + w, y + h])
@@ -260,6 +263,7 @@ class DensePoseDataset(torch.utils.data.Dataset):
             "dp_box_parts": torch.from_numpy(np.stack(parts) if n else np.zeros((0, GRID, GRID), np.uint8)),
             "dp_parts_valid": torch.tensor(parts_ok, dtype=torch.bool),
             "dp_points": torch.tensor(np.concatenate(pts) if pts else np.zeros((0, 6)), dtype=torch.float32),
+            "ignore_boxes": torch.tensor(np.asarray(ignore, np.float32).reshape(len(ignore), 4)),
             "image_id": int(im["id"]),
         }
 
@@ -270,6 +274,10 @@ class DensePoseDataset(torch.utils.data.Dataset):
         b = t["boxes"].clone()
         b[:, [0, 2]] = W - target["boxes"][:, [2, 0]]
         t["boxes"] = b
+        if "ignore_boxes" in target:
+            g = target["ignore_boxes"].clone()
+            g[:, [0, 2]] = W - target["ignore_boxes"][:, [2, 0]]
+            t["ignore_boxes"] = g
         t["masks"] = target["masks"].flip(-1)
         t["dp_box_masks"] = target["dp_box_masks"].flip(-1)
         if "dp_box_parts" in target:  # mirrored parts swap sides: DensePose's mask flip table

@@ -8,7 +8,9 @@ torchvision's RPN, box and mask heads with one foreground class, and a DensePose
 Training targets (per image dict) are torchvision's ``boxes`` (N, 4) xyxy, ``labels`` (N,)
 ones and ``masks`` (N, H, W) uint8, plus the DensePose fields made by
 :mod:`densemap_models.datasets`: ``dp_box_masks`` (N, 256, 256), ``dp_mask_valid`` (N,) and
-``dp_points`` (Q, 6). In eval mode each result dict gains ``densepose``, a
+``dp_points`` (Q, 6), and optionally ``ignore_boxes`` (K, 4): regions (crowds, a
+teacher's uncertain detections) where anchors and proposals are not trained as background
+(:func:`~densemap_models.boxes.ignore_background`). In eval mode each result dict gains ``densepose``, a
 :class:`~densemap_models.heads.DensePoseOutput` of its boxes (box-relative maps, so they stay
 valid after torchvision rescales the boxes to the original image).
 """
@@ -29,14 +31,14 @@ from torchvision.models.detection.generalized_rcnn import GeneralizedRCNN
 from torchvision.models.detection.mask_rcnn import MaskRCNNHeads, MaskRCNNPredictor
 from torchvision.models.detection.roi_heads import RoIHeads
 from torchvision.models.detection.rpn import RegionProposalNetwork, RPNHead
-from torchvision.models.detection.transform import GeneralizedRCNNTransform
+from torchvision.models.detection.transform import GeneralizedRCNNTransform, resize_boxes
 from torchvision.ops import MultiScaleRoIAlign, misc as misc_ops
 
 from densemap.errors import DensemapError
 
 from .config import Config
 from .heads import DensePoseConvHead, DensePoseDeepLabHead, DensePoseOutput, DensePosePredictor
-from .boxes import box_iou_pairs
+from .boxes import box_iou_pairs, ignore_background
 from .losses import densepose_losses, roi_targets
 
 __all__ = ["DensePoseRCNN", "DensePoseRoIHeads", "build_model", "build_backbone", "load_backbone_weights"]
@@ -170,11 +172,21 @@ class DensePoseRoIHeads(RoIHeads):
         self.dp_max_rois = dp_max_rois
         self.loss_weights = dict(loss_weights or {})
         self._samples = None
+        self._ignore = None  # per image, the ignore_boxes of the targets being matched
 
     def select_training_samples(self, proposals, targets):
-        out = super().select_training_samples(proposals, targets)
+        self._ignore = [t.get("ignore_boxes") for t in targets]
+        try:
+            out = super().select_training_samples(proposals, targets)
+        finally:
+            self._ignore = None
         self._samples = out  # (proposals, matched_idxs, labels, regression_targets), read by forward
         return out
+
+    def assign_targets_to_proposals(self, proposals, gt_boxes, gt_labels):
+        matched, labels = super().assign_targets_to_proposals(proposals, gt_boxes, gt_labels)
+        ignore = self._ignore or [None] * len(labels)
+        return matched, [ignore_background(lab, p, ig) for lab, p, ig in zip(labels, proposals, ignore)]
 
     def densepose_forward(self, features, boxes: list[torch.Tensor], image_shapes) -> DensePoseOutput:
         x = self.densepose_roi_pool(features, boxes, image_shapes)
@@ -232,9 +244,28 @@ def _anchor_generator(n_levels: int, strides=None) -> AnchorGenerator:
     return AnchorGenerator(sizes=sizes, aspect_ratios=(ASPECT_RATIOS,) * n_levels)
 
 
+class _RPN(RegionProposalNetwork):
+    """torchvision's RPN whose anchors inside a target's ``ignore_boxes`` are not trained as background."""
+
+    def assign_targets_to_anchors(self, anchors, targets):
+        labels, matched = super().assign_targets_to_anchors(anchors, targets)
+        return [ignore_background(lab, a, t.get("ignore_boxes")) for lab, a, t in zip(labels, anchors, targets)], matched
+
+
+class _Transform(GeneralizedRCNNTransform):
+    """torchvision's transform that also rescales a target's ``ignore_boxes`` with the image."""
+
+    def resize(self, image, target=None):
+        size = image.shape[-2:]
+        image, target = super().resize(image, target)
+        if target is not None and "ignore_boxes" in target:
+            target["ignore_boxes"] = resize_boxes(target["ignore_boxes"], size, image.shape[-2:])
+        return image, target
+
+
 def _rpn(config: Config, in_channels: int, n_levels: int, strides=None) -> RegionProposalNetwork:
     anchor = _anchor_generator(n_levels, strides)
-    return RegionProposalNetwork(
+    return _RPN(
         anchor_generator=anchor,
         head=RPNHead(in_channels, anchor.num_anchors_per_location()[0]),
         fg_iou_thresh=config.rpn_fg_iou_thresh,
@@ -307,7 +338,7 @@ class DensePoseRCNN(GeneralizedRCNN):
             loss_weights={"mask_weight": config.mask_weight, "part_weight": config.part_weight,
                           "uv_weight": config.uv_weight, "coarse_part_weight": config.coarse_part_weight},
         )
-        transform = GeneralizedRCNNTransform(min_size=config.min_size, max_size=config.max_size,
+        transform = _Transform(min_size=config.min_size, max_size=config.max_size,
                                              image_mean=IMAGE_MEAN, image_std=IMAGE_STD)
         super().__init__(backbone=backbone, rpn=rpn, roi_heads=roi_heads, transform=transform)
         self.config = config

@@ -401,3 +401,74 @@ def test_deeplab_model_without_densepose_boxes_or_detections():
         out = m(imgs)
     assert len(out[0]["boxes"]) == 0 and len(out[0]["densepose"]) == 0
     assert out[0]["densepose"].fine_segm.shape == (0, 25, SMALL["heatmap_size"], SMALL["heatmap_size"])
+
+
+def test_ignore_background_leaves_boxes_inside_an_ignore_region_out_of_the_sampling():
+    from densemap_models.boxes import ignore_background
+
+    boxes = torch.tensor([[10.0, 10, 20, 20],   # inside the ignore box: background -> not sampled
+                          [25.0, 10, 35, 20],   # exactly half inside: -> not sampled
+                          [27.0, 10, 37, 20],   # 30 % inside: stays background
+                          [12.0, 12, 18, 18],   # foreground inside: never changed
+                          [11.0, 11, 19, 19],   # already not sampled
+                          [60.0, 60, 70, 70]])  # far away
+    labels = torch.tensor([0.0, 0, 0, 1, -1, 0])
+    ignore = torch.tensor([[0.0, 0, 30, 30]])
+    assert ignore_background(labels, boxes, ignore).tolist() == [-1, -1, 0, 1, -1, 0]
+    assert ignore_background(labels.long(), boxes, ignore).dtype == torch.int64
+    assert ignore_background(labels, boxes, None) is labels
+    assert ignore_background(labels, boxes, torch.zeros(0, 4)) is labels
+    assert labels.tolist() == [0, 0, 0, 1, -1, 0]  # the input is not modified
+
+
+def test_ignore_boxes_reach_the_rpn_and_box_sampler_scaled_with_the_image(model):
+    def box_inside(b):  # inside the ignore region, after the transform's scaling
+        return (b[:, 0] >= 48) & (b[:, 2] <= 96) & (b[:, 1] >= 0) & (b[:, 3] <= 96)
+
+    torch.manual_seed(0)
+    model.train()
+    img = torch.rand(3, 64, 64)  # the transform scales it 1.5x (min_size 96)
+    t = _target(1, 64, 64)
+    t["boxes"] = torch.tensor([[4.0, 6.0, 30.0, 60.0]])
+    t["masks"] = torch.zeros(1, 64, 64, dtype=torch.uint8)
+    t["masks"][0, 6:60, 4:30] = 1
+    t["ignore_boxes"] = torch.tensor([[32.0, 0.0, 64.0, 64.0]])  # the right half of the image
+    images, targets = model.transform([img], [t])
+    np.testing.assert_allclose(targets[0]["ignore_boxes"].numpy(), [[48.0, 0.0, 96.0, 96.0]])
+    np.testing.assert_allclose(targets[0]["boxes"].numpy(), [[6.0, 9.0, 45.0, 90.0]], atol=1e-4)
+    feats = model.backbone(images.tensors)
+    anchors = model.rpn.anchor_generator(images, list(feats.values()))
+    plain = [{k: v for k, v in targets[0].items() if k != "ignore_boxes"}]
+    (lab,), _ = model.rpn.assign_targets_to_anchors(anchors, targets)
+    (lab0,), _ = model.rpn.assign_targets_to_anchors(anchors, plain)
+    a = anchors[0]
+    inside = box_inside(a)
+    assert (lab0[inside] == 0).any()  # without the region these anchors are background
+    assert not (lab[inside] == 0).any()  # with it, none is
+    assert torch.equal(lab[lab0 == 1], lab0[lab0 == 1])  # foreground unchanged
+    props = [torch.cat([a[inside][:50], a[~inside][:50]])]
+    (p,), _, (labels,), _ = model.roi_heads.select_training_samples(props, targets)
+    (p0,), _, (labels0,), _ = model.roi_heads.select_training_samples(props, plain)
+    model.roi_heads._samples = None
+    assert box_inside(p0[labels0 == 0]).any()  # without the region the box head samples background there
+    assert not box_inside(p[labels == 0]).any() and (labels == 0).any()  # with it, only elsewhere
+    losses = model([img], [t])
+    assert all(torch.isfinite(v) for v in losses.values())
+
+
+def test_crowd_annotations_become_ignore_boxes_that_flip_with_the_image(tmp_path):
+    from densemap_models.datasets import DensePoseDataset, resolve_data
+
+    root = make_coco(tmp_path)
+    data = json.loads((root / "annotations.json").read_text())
+    data["annotations"].append({"id": 99, "image_id": 1, "category_id": 1, "iscrowd": 1, "bbox": [60, 5, 30, 20],
+                                "area": 600.0})
+    (root / "annotations.json").write_text(json.dumps(data))
+    js, im_root = resolve_data(root)
+    ds = DensePoseDataset(js, im_root, train=False)
+    _, t = ds[0]
+    assert t["boxes"].tolist() == [[16.0, 10.0, 56.0, 80.0]]  # the crowd is not an instance
+    assert t["ignore_boxes"].tolist() == [[60.0, 5.0, 90.0, 25.0]]
+    _, ft = ds.flip(ds.load_image(0), t)
+    assert ft["ignore_boxes"].tolist() == [[6.0, 5.0, 36.0, 25.0]]
+    assert ds[1][1]["ignore_boxes"].shape == (0, 4)
