@@ -52,6 +52,10 @@ import numpy as np  # noqa: E402
 DOC = ROOT / "docs" / "self-training.md"
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
 STRATEGY_NAMES = {"uniform": "uniform", "mask": "mask-based", "I": "I-based", "uv": "uv-based"}
+# "S+ignore": strategy S, and the teacher's detections scoring from --ignore-min up to --score-min
+# written as ignore regions (a student learns them neither as chimps nor as background)
+IGNORE = "+ignore"
+STRATEGY_NAMES.update({f"{k}{IGNORE}": f"{v} + ignore regions" for k, v in list(STRATEGY_NAMES.items())})
 METRICS = (("DP AP (GPS)", ("densepose", "GPS", "AP")), ("DP AP (GPSm)", ("densepose", "GPSm", "AP")),
            ("box AP", ("bbox", "AP")), ("mask AP", ("segm", "AP")))
 
@@ -260,8 +264,9 @@ def pseudo_label_accuracy(pseudo_files: dict, pool_json: Path) -> dict:
 
 
 def pseudo_detection_quality(pseudo_json: Path, pool_json: Path, iou_min: float = 0.5,
-                             thresholds=(0.8, 0.9, 0.95, 0.98)) -> list[dict]:
-    """Precision and recall of the pseudo-label boxes against the pool's hidden boxes, per score threshold."""
+                             thresholds=(0.3, 0.5, 0.8, 0.9, 0.95, 0.98)) -> list[dict]:
+    """Precision and recall of the pseudo-label boxes (ignore regions included) against the
+    pool's hidden boxes, per score threshold; only thresholds the file holds every box above."""
     from pycocotools import mask as mask_utils
 
     d, gt = json.loads(Path(pseudo_json).read_text()), json.loads(Path(pool_json).read_text())
@@ -270,8 +275,10 @@ def pseudo_detection_quality(pseudo_json: Path, pool_json: Path, iou_min: float 
     for ann in gt["annotations"]:
         gt_boxes.setdefault(ann["image_id"], []).append(ann["bbox"])
     names = {im["id"]: Path(im["file_name"]).name for im in d["images"]}
+    lowest = d["info"].get("ignore_min")
+    lowest = d["info"]["score_min"] if lowest is None else lowest
     out = []
-    for t in thresholds:
+    for t in (t for t in thresholds if t >= lowest):
         det_boxes = {}
         for ann in d["annotations"]:
             if ann["score"] >= t:
@@ -447,8 +454,8 @@ def main(argv=None):
     ap.add_argument("--student-iters", type=int, default=300)
     ap.add_argument("--student-lr", type=float, default=3e-4)
     ap.add_argument("--student-warmup", type=int, default=20)
-    ap.add_argument("--strategies", nargs="+", default=["uniform", "mask", "I", "uv"],
-                    choices=["uniform", "mask", "I", "uv"])
+    ap.add_argument("--strategies", nargs="+", default=["uniform", "mask", "I", "uv"], choices=list(STRATEGY_NAMES),
+                    help=f"point strategies; S{IGNORE} adds ignore regions (see --ignore-min)")
     ap.add_argument("--design", choices=["passes", "grid"], default="passes",
                     help="passes: every strategy at --pass1-k, then the best at --pass2-k; grid: strategies x --k")
     ap.add_argument("--pass1-k", type=int, default=5)
@@ -459,6 +466,8 @@ def main(argv=None):
                     help="stop a student (resumably) after this long; the same command continues it")
     ap.add_argument("--seeds", type=int, default=3, help="student seeds 0..N-1 (N >= 3 for a std)")
     ap.add_argument("--score-min", type=float, default=0.8, help="detections kept for pseudo-labels")
+    ap.add_argument("--ignore-min", type=float, default=0.3,
+                    help=f"S{IGNORE} strategies: detections from this score up to --score-min become ignore regions")
     ap.add_argument("--no-control", action="store_true", help="skip the no-pseudo-label control students")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=2)
@@ -533,8 +542,9 @@ def main(argv=None):
                 log(f"--collect: {name} has not run; left out")
                 continue
             if not pj.is_file():
-                data = pseudo_coco(teacher_predictions(), strategy=s, k=k, score_min=a.score_min, seed=seed,
-                                   info={"teacher": str(teacher)})
+                data = pseudo_coco(teacher_predictions(), strategy=s.removesuffix(IGNORE), k=k,
+                                   score_min=a.score_min, seed=seed, info={"teacher": str(teacher)},
+                                   ignore_min=a.ignore_min if s.endswith(IGNORE) else None)
                 write_pseudo_coco(data["images"], data["annotations"], pj, info=data["info"],
                                   categories=data["categories"])
             counts = json.loads(pj.read_text())["info"]["counts"]
@@ -570,7 +580,9 @@ def main(argv=None):
     acc = pseudo_label_accuracy({f"{s}_k{k}": [p for seed in seeds if (p := pseudo_path(s, k, seed)).is_file()]
                                  for s, k in done}, paths["pool_json"])
     results["pseudo_accuracy"] = acc
-    det = pseudo_detection_quality(pseudo_path(*done[0], seeds[0]), paths["pool_json"])
+    # a file with ignore regions also holds the boxes below --score-min
+    det = pseudo_detection_quality(pseudo_path(*next((d for d in done if d[0].endswith(IGNORE)), done[0]), seeds[0]),
+                                   paths["pool_json"])
     results["pseudo_detections"] = det
     cmd = "OMP_WAIT_POLICY=PASSIVE python benchmarks/self_training.py " + " ".join(
         shlex.quote(x) for x in (argv if argv is not None else sys.argv[1:]))
@@ -593,7 +605,7 @@ def main(argv=None):
             "teacher keeps, by score threshold (a box is right when it overlaps a chimp's box with IoU >= 0.5):\n\n"
             "| score >= | detections | precision | chimps found |\n|---|---|---|---|\n"
             + "".join(f"| {r['score_min']:g} | {r['detections']} | {100 * r['precision']:.0f}% | "
-                      f"{100 * r['recall']:.0f}% |\n" for r in det if r["score_min"] >= a.score_min)
+                      f"{100 * r['recall']:.0f}% |\n" for r in det)
             + "\nPoints, per strategy and k:\n\n"
             f"{accuracy_table(acc, a)}\n")
     print(text)

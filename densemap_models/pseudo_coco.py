@@ -103,7 +103,8 @@ def _r6(a) -> list:
 
 def pseudo_annotations(detections: Sequence[Detection], image_id: int, *, height: int, width: int,
                        strategy: Strategy, k: int, score_min: float = 0.8, seed: int = 0, first_id: int = 1,
-                       category_id: int = 1, drops: Counter | None = None) -> list[dict]:
+                       category_id: int = 1, drops: Counter | None = None,
+                       ignore_min: float | None = None) -> list[dict]:
     """COCO DensePose annotations of one image's detections.
 
     Detections with ``score >= score_min`` and a non-empty predicted foreground are kept. Each
@@ -131,15 +132,31 @@ def pseudo_annotations(detections: Sequence[Detection], image_id: int, *, height
     drops : collections.Counter, optional
         Counts every reason a detection or point was dropped: ``score < S`` (detections),
         ``no foreground predicted`` (detections), ``points short: foreground under k pixels``
-        (points that a small foreground could not give).
+        (points that a small foreground could not give); with ``ignore_min``,
+        ``score in [I, S): kept as an ignore region``.
+    ignore_min : float, optional
+        Detections scoring from ``ignore_min`` up to ``score_min`` are written as ignore
+        regions: ``iscrowd`` 1, the box, ``area``, ``score``, ``pseudo: True``, no mask or
+        points. A student then trains neither foreground nor background there, instead of
+        learning the animals the teacher was unsure of as background.
     """
     check_choice("strategy", strategy, STRATEGIES)
     k = check_k(k)
     out = []
     drops = Counter() if drops is None else drops
+    if ignore_min is not None and not 0 <= ignore_min <= score_min:
+        raise ValueError(f"ignore_min must lie in [0, score_min = {score_min:g}], got {ignore_min!r}")
     for d, det in enumerate(detections):
         if float(det.score) < score_min:
-            drops[f"score < {score_min:g}"] += 1
+            if ignore_min is not None and float(det.score) >= ignore_min:
+                drops[f"score in [{ignore_min:g}, {score_min:g}): kept as an ignore region"] += 1
+                x0, y0, x1, y1 = (float(t) for t in det.box)
+                out.append({"id": first_id + len(out), "image_id": int(image_id), "category_id": int(category_id),
+                            "iscrowd": 1, "bbox": _r6([x0, y0, x1 - x0, y1 - y0]),
+                            "area": round((x1 - x0) * (y1 - y0), 3), "score": round(float(det.score), 6),
+                            "pseudo": True})
+            else:
+                drops[f"score < {score_min:g}" if ignore_min is None else f"score < {ignore_min:g}"] += 1
             continue
         pred = det.pred
         if not pred.foreground.any():
@@ -171,13 +188,15 @@ def pseudo_annotations(detections: Sequence[Detection], image_id: int, *, height
 
 
 def pseudo_coco(predictions: Iterable[ImagePredictions], *, strategy: Strategy, k: int, score_min: float = 0.8,
-                seed: int = 0, category: str = "chimp", info: dict | None = None) -> dict:
+                seed: int = 0, category: str = "chimp", info: dict | None = None,
+                ignore_min: float | None = None) -> dict:
     """A COCO DensePose dict of pseudo-labels for a sequence of :class:`ImagePredictions`.
 
     Image ``n`` (0-based, iteration order) gets id ``n + 1``; ``info`` records the strategy,
-    k, score_min, seed, the meaning and direction of ``dp_confidence`` and counts
-    (``detections`` the teacher made, before any filter; ``kept``; ``points``; ``dropped``:
-    every reason a detection or point was dropped, with its count).
+    k, score_min, ignore_min, seed, the meaning and direction of ``dp_confidence`` and counts
+    (``detections`` the teacher made, before any filter; ``kept``; ``ignored``: ignore
+    regions, see :func:`pseudo_annotations`; ``points``; ``dropped``: every reason a
+    detection or point was dropped, with its count).
     """
     check_choice("strategy", strategy, STRATEGIES)
     k = check_k(k)
@@ -188,14 +207,17 @@ def pseudo_coco(predictions: Iterable[ImagePredictions], *, strategy: Strategy, 
         images.append({"id": n + 1, "file_name": ip.file_name, "width": int(ip.width), "height": int(ip.height)})
         n_det += len(ip.detections)
         anns += pseudo_annotations(ip.detections, n + 1, height=ip.height, width=ip.width, strategy=strategy, k=k,
-                                   score_min=score_min, seed=seed, first_id=len(anns) + 1, drops=drops)
+                                   score_min=score_min, seed=seed, first_id=len(anns) + 1, drops=drops,
+                                   ignore_min=ignore_min)
     chan = CONFIDENCE_FIELD[strategy]
     meta = {
         "description": f"densemap pseudo-labels ({strategy}, k={k})",
         "generator": "densemap pseudo-label",
         "strategy": strategy, "k": k, "score_min": float(score_min), "seed": int(seed),
+        "ignore_min": None if ignore_min is None else float(ignore_min),
         "dp_confidence": {"channel": chan, "higher_is_more_confident": chan != "sigma"},
-        "counts": {"images": len(images), "detections": n_det, "kept": len(anns),
+        "counts": {"images": len(images), "detections": n_det, "kept": sum(not a["iscrowd"] for a in anns),
+                   "ignored": sum(a["iscrowd"] for a in anns),
                    "points": sum(len(a.get("dp_x", ())) for a in anns), "dropped": dict(drops.most_common())},
     }
     meta.update(info or {})

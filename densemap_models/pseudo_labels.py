@@ -109,9 +109,12 @@ def iter_teacher_predictions(model, image_paths: Iterable[str | os.PathLike], *,
 
 def pseudo_label(model, image_paths, *, strategy: Strategy, k: int, score_min: float = 0.8, device=None,
                  seed: int = 0, root=None, out: str | os.PathLike | None = None, category: str = "chimp",
-                 info: dict | None = None, allow_empty: bool = False, progress: bool = False) -> dict:
+                 info: dict | None = None, allow_empty: bool = False, progress: bool = False,
+                 ignore_min: float | None = None) -> dict:
     """Pseudo-label images with a teacher: run it, keep detections with score >= ``score_min``,
-    choose ``k`` points per detection by ``strategy`` (:func:`choose_points`).
+    choose ``k`` points per detection by ``strategy`` (:func:`choose_points`); with
+    ``ignore_min``, detections scoring from it up to ``score_min`` become ignore regions
+    (:func:`~densemap_models.pseudo_coco.pseudo_annotations`).
 
     Returns the COCO dict (see :func:`pseudo_coco`; ``info["counts"]`` says what was dropped
     and why); with ``out`` also writes it (:func:`write_pseudo_coco`). Images are processed one
@@ -127,7 +130,8 @@ def pseudo_label(model, image_paths, *, strategy: Strategy, k: int, score_min: f
     k = check_k(k)
     preds = iter_teacher_predictions(model, image_paths, root=root, score_min=0.0, device=device,
                                      progress=progress)
-    data = pseudo_coco(preds, strategy=strategy, k=k, score_min=score_min, seed=seed, category=category, info=info)
+    data = pseudo_coco(preds, strategy=strategy, k=k, score_min=score_min, seed=seed, category=category, info=info,
+                       ignore_min=ignore_min)
     c = data["info"]["counts"]
     if not allow_empty and (c["kept"] == 0 or (k > 0 and c["points"] == 0)):
         why = ", ".join(f"{n} {r}" for r, n in c["dropped"].items()) or "the teacher detected nothing"
@@ -144,7 +148,7 @@ class PseudoLabelError(DensemapError):
 
 def pseudo_label_folder(ckpt, images_dir, out, *, strategy: Strategy, k: int, score_min: float = 0.8,
                         category: str = "chimp", seed: int = 0, device="cpu", allow_empty: bool = False,
-                        progress: bool = False) -> dict:
+                        progress: bool = False, ignore_min: float | None = None) -> dict:
     """What ``densemap pseudo-label`` does: load the teacher checkpoint, pseudo-label the
     images of ``images_dir`` (:func:`list_images`) and write ``out`` (:func:`pseudo_label`)."""
     from .train import load_checkpoint
@@ -153,4 +157,4 @@ def pseudo_label_folder(ckpt, images_dir, out, *, strategy: Strategy, k: int, sc
     info = {"teacher": str(ckpt), "image_root": str(Path(images_dir).resolve())}
     return pseudo_label(model, list_images(images_dir), strategy=strategy, k=k, score_min=score_min, device=device,
                         seed=seed, root=images_dir, out=out, category=category, info=info, allow_empty=allow_empty,
-                        progress=progress)
+                        progress=progress, ignore_min=ignore_min)

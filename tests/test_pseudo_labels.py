@@ -283,7 +283,7 @@ def test_written_file_round_trips_through_pycocotools_and_the_validator(tmp_path
     dets[0].mask = {"size": rle["size"], "counts": rle["counts"].decode()}
     preds = [ImagePredictions("im0.png", W, H, dets), ImagePredictions("im1.png", W, H, [_detections()[0]])]
     data = pseudo_coco(preds, strategy="mask", k=3, score_min=0.8, seed=1)
-    assert data["info"]["counts"] == {"images": 2, "detections": 4, "kept": 2, "points": 6,
+    assert data["info"]["counts"] == {"images": 2, "detections": 4, "kept": 2, "ignored": 0, "points": 6,
                                       "dropped": {"score < 0.8": 1, "no foreground predicted": 1}}
     assert data["info"]["dp_confidence"] == {"channel": "mask_prob", "higher_is_more_confident": True}
     path = write_pseudo_coco(data["images"], data["annotations"], tmp_path / "sub" / "pseudo.json", info=data["info"])
@@ -464,6 +464,9 @@ def test_cli_pseudo_label_errors(tmp_path, tiny_checkpoint):
     assert r.exit_code != 0 and "'sigma' is not one of" in r.output
     r = CliRunner().invoke(main, base + ["--images", str(tmp_path / "empty"), "--strategy", "I", "--k", "-1"])
     assert r.exit_code != 0 and "--k" in r.output
+    r = CliRunner().invoke(main, base + ["--images", str(tmp_path / "empty"), "--strategy", "I", "--k", "1",
+                                         "--ignore-min", "0.9"])
+    assert r.exit_code != 0 and "--ignore-min" in r.output and "0.9 is above --score-min 0.8" in r.output
     (tmp_path / "junk.pt").write_text("nope")
     _write_images(tmp_path / "imgs", 1)
     r = CliRunner().invoke(main, ["pseudo-label", "--ckpt", str(tmp_path / "junk.pt"), "--images", str(tmp_path / "imgs"),
@@ -535,3 +538,37 @@ def test_every_drop_is_counted_and_an_empty_result_is_an_error(tmp_path):
     gt_path = write_pseudo_coco(gt["images"], gt["annotations"], tmp_path / "gt.json", info=gt["info"])
     with pytest.raises(AnnotationError, match="holds no pseudo-labelled detection"):
         DensePoseDataset(gt_path, tmp_path / "imgs", pseudo=[(tmp_path / "p.json", tmp_path / "imgs")])
+
+
+def test_uncertain_detections_become_ignore_regions_that_a_student_does_not_train_as_background(tmp_path):
+    from densemap_models.datasets import DensePoseDataset
+
+    dets = _detections() + [Detection(box=np.array([2.0, 30.0, 9.0, 38.0]), score=0.2, pred=hand_pred())]
+    # 0.95 kept; 0.5 in [0.3, 0.8): an ignore region; 0.2 dropped; no foreground: dropped
+    data = pseudo_coco([ImagePredictions("im0.png", W, H, dets)], strategy="I", k=2, score_min=0.8, ignore_min=0.3,
+                       info={"image_root": str(tmp_path / "chimp")})
+    c = data["info"]["counts"]
+    assert (c["detections"], c["kept"], c["ignored"], c["points"]) == (4, 1, 1, 2)
+    assert c["dropped"] == {"score in [0.3, 0.8): kept as an ignore region": 1, "score < 0.3": 1,
+                            "no foreground predicted": 1}
+    assert data["info"]["ignore_min"] == 0.3
+    kept, region = data["annotations"]
+    assert kept["iscrowd"] == 0 and len(kept["dp_x"]) == 2
+    assert region == {"id": 2, "image_id": 1, "category_id": 1, "iscrowd": 1, "bbox": [30.0, 5.0, 6.0, 5.0],
+                      "area": 30.0, "score": 0.5, "pseudo": True}
+    _write_images(tmp_path / "chimp", 1)
+    path = write_pseudo_coco(data["images"], data["annotations"], tmp_path / "p.json", info=data["info"])
+    ds = DensePoseDataset(path, tmp_path / "chimp", train=False)
+    t = ds.target(0, H, W)
+    assert t["boxes"].tolist() == [[10.0, 20.0, 16.0, 25.0]] and t["ignore_boxes"].tolist() == [[30.0, 5.0, 36.0, 10.0]]
+    # without ignore_min the same detection is simply dropped, as before
+    plain = pseudo_coco([ImagePredictions("im0.png", W, H, dets)], strategy="I", k=2, score_min=0.8)
+    assert [a["iscrowd"] for a in plain["annotations"]] == [0]
+    assert plain["info"]["counts"]["dropped"]["score < 0.8"] == 2
+    with pytest.raises(ValueError, match="ignore_min must lie in"):
+        pseudo_coco([ImagePredictions("im0.png", W, H, dets)], strategy="I", k=2, score_min=0.5, ignore_min=0.6)
+    # a file of ignore regions only has nothing to train on
+    only = pseudo_coco([ImagePredictions("im0.png", W, H, dets[1:2])], strategy="I", k=2, ignore_min=0.3)
+    p2 = write_pseudo_coco(only["images"], only["annotations"], tmp_path / "p2.json", info=only["info"])
+    with pytest.raises(AnnotationError, match="no pseudo-labelled detection"):
+        DensePoseDataset(path, tmp_path / "chimp", train=False, pseudo=[(p2, None)])
