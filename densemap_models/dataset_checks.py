@@ -10,7 +10,8 @@ pixels. :func:`check_dataset` finds all of them before the first step:
 * each annotation: ``bbox``, ``segmentation`` and the point lists against the image
   (:func:`densemap.annotation.validate.check_instance`), then the DensePose fields
   (:func:`densemap.annotation.coco.check_annotation`: chart ids in 1..24, U and V in
-  [0, 1], ``dp_x``/``dp_y`` in [0, 256], ``dp_masks`` valid RLEs).
+  [0, 1], ``dp_x``/``dp_y`` in [0, 256], ``dp_masks`` valid RLEs); a crowd annotation
+  (``iscrowd``, an ignore region in training) only its ``bbox``.
 
 With ``invalid="error"`` (the default) the first problem is a
 :class:`~densemap.errors.AnnotationError` naming the file, the image and the annotation; with
@@ -30,7 +31,7 @@ from typing import Literal
 from densemap._images import MAX_IMAGE_PIXELS, image_size
 from densemap._validate import check_choice
 from densemap.annotation.coco import POINT_FIELDS, check_annotation, has_densepose
-from densemap.annotation.validate import check_instance
+from densemap.annotation.validate import check_bbox, check_instance
 from densemap.errors import AnnotationError, DensemapError
 
 __all__ = ["check_dataset", "INVALID"]
@@ -123,12 +124,10 @@ def check_dataset(images: list[dict], anns: dict, root: str | os.PathLike, *, wh
         w, h = sizes[im.get("id")]
         keep = []
         for a in anns.get(im.get("id"), []):
-            if a.get("iscrowd", 0):
-                keep.append(a)
-                continue
-            err = check_instance(a, w, h, points=False)  # points: per point, below
+            crowd = bool(a.get("iscrowd", 0))  # an ignore region: only its box is read
+            err = check_bbox(a.get("bbox"), w, h) if crowd else check_instance(a, w, h, points=False)
             reasons = []
-            if err is None:
+            if err is None and not crowd:  # points: per point
                 err, reasons = _point_problem(a)
             bad_points = [k for k, r in enumerate(reasons) if r]
             if err is None and not bad_points:

@@ -457,6 +457,7 @@ def test_ignore_boxes_reach_the_rpn_and_box_sampler_scaled_with_the_image(model)
 
 
 def test_crowd_annotations_become_ignore_boxes_that_flip_with_the_image(tmp_path):
+    from densemap.errors import AnnotationError
     from densemap_models.datasets import DensePoseDataset, resolve_data
 
     root = make_coco(tmp_path)
@@ -472,3 +473,8 @@ def test_crowd_annotations_become_ignore_boxes_that_flip_with_the_image(tmp_path
     _, ft = ds.flip(ds.load_image(0), t)
     assert ft["ignore_boxes"].tolist() == [[6.0, 5.0, 36.0, 25.0]]
     assert ds[1][1]["ignore_boxes"].shape == (0, 4)
+    # a crowd's box is checked like any other
+    data["annotations"].append({"id": 100, "image_id": 2, "category_id": 1, "iscrowd": 1, "bbox": [1, 2, "x", 4]})
+    (root / "annotations.json").write_text(json.dumps(data))
+    with pytest.raises(AnnotationError, match=r"annotation id 100: bbox must be 4 finite numbers"):
+        DensePoseDataset(js, im_root, train=False)
