@@ -431,7 +431,9 @@ def write_doc(text: str) -> None:
         doc = doc[: doc.index(BEGIN)] + block + doc[doc.index(END) + len(END):]
     else:
         doc = doc.rstrip() + "\n\n" + block + "\n"
-    DOC.write_text(doc)
+    tmp = DOC.with_name(DOC.name + ".tmp")  # never a half-written page
+    tmp.write_text(doc)
+    os.replace(tmp, DOC)
 
 
 # ----------------------------------------------------------------------------- main
