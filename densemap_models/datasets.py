@@ -271,13 +271,11 @@ class DensePoseDataset(torch.utils.data.Dataset):
         """Mirror an image and its target left-right (charts and U/V through the symmetry tables)."""
         W = image.shape[1]
         t = dict(target)
-        b = t["boxes"].clone()
-        b[:, [0, 2]] = W - target["boxes"][:, [2, 0]]
-        t["boxes"] = b
-        if "ignore_boxes" in target:
-            g = target["ignore_boxes"].clone()
-            g[:, [0, 2]] = W - target["ignore_boxes"][:, [2, 0]]
-            t["ignore_boxes"] = g
+        for key in ("boxes", "ignore_boxes"):
+            if key in target:
+                b = target[key].clone()
+                b[:, [0, 2]] = W - target[key][:, [2, 0]]
+                t[key] = b
         t["masks"] = target["masks"].flip(-1)
         t["dp_box_masks"] = target["dp_box_masks"].flip(-1)
         if "dp_box_parts" in target:  # mirrored parts swap sides: DensePose's mask flip table

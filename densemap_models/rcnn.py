@@ -249,7 +249,8 @@ class _RPN(RegionProposalNetwork):
 
     def assign_targets_to_anchors(self, anchors, targets):
         labels, matched = super().assign_targets_to_anchors(anchors, targets)
-        return [ignore_background(lab, a, t.get("ignore_boxes")) for lab, a, t in zip(labels, anchors, targets)], matched
+        labels = [ignore_background(lab, a, t.get("ignore_boxes")) for lab, a, t in zip(labels, anchors, targets)]
+        return labels, matched
 
 
 class _Transform(GeneralizedRCNNTransform):
