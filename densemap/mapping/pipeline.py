@@ -40,6 +40,10 @@ DEFAULT_SOURCES = 16
 QUALITY_SAMPLE = 1000
 # weight of the orientation columns appended to the descriptors for matching and refinement
 DEFAULT_ORIENTATION = 0.0
+# the consistent refinement ends with one more full-resolution step in this many times its
+# last basis size (120 -> 200 eigenfunctions), from the final maps: -6 to -11 % mean error on
+# every evaluation pair (docs/alignment.md, "The polish step"); refine_options={"polish": None}: off
+POLISH_FACTOR = 5 / 3
 
 
 def shared_time_step(mesh_a: Mesh, mesh_b: Mesh, *, t_scale: float = 1.0, length_scale: LengthScale = "max") -> float:
@@ -257,7 +261,9 @@ class Aligner:
             ropts = {"same_part": same_part, "progress": progress, **(refine_options or {})}
             if refine == "consistent":
                 ropts.setdefault("surface", surface)
-            first = {**ropts, "surface": False} if rounds else ropts  # the last round gives the surface points
+                ropts.setdefault("polish", round(POLISH_FACTOR * ropts.get("k_final", 120)))
+            # the last round gives the surface points and the polish step
+            first = {**ropts, "surface": False, "polish": None} if rounds else ropts
             a_to_b, b_to_a = refine_maps(self.mesh_a, self.mesh_b, a_to_b, b_to_a, method=refine, parts_a=self.parts_a,
                                          parts_b=self.parts_b, desc_a=ext_a, desc_b=ext_b, **first)
             stage("refine", t0)
@@ -293,7 +299,7 @@ class Aligner:
                                                       solver_ref=self.solver_a, solver_new=self.solver_b)
             opts = {**ropts, "desc_weight": LANDMARK_WEIGHT, "progress": False}
             if r < rounds - 1:
-                opts["surface"] = False
+                opts["surface"], opts["polish"] = False, None
             maps = refine_maps(self.mesh_a, self.mesh_b, a_to_b, b_to_a, method="consistent", parts_a=self.parts_a,
                                parts_b=self.parts_b, desc_a=feat_a, desc_b=feat_b, **opts)
         return maps

@@ -170,6 +170,8 @@ def refine_maps(
     label_penalty: float = 0.0,
     assign: bool = False,
     balance: float = 1.0,
+    polish: int | None = None,
+    polish_parts: bool = True,
     surface: bool = False,
     device=None,
     backend: MatchBackend = "auto",
@@ -223,6 +225,14 @@ def refine_maps(
         :func:`~densemap.mapping.consistent.consistent_zoomout`). It lowers the error and
         the many-to-one collapse with clean and coarse labels (docs/alignment.md). A
         ``label_penalty`` above 0 turns it off.
+    polish : int, optional
+        ``"consistent"``: after the final step, one more full-resolution step in this many
+        eigenfunctions (more than ``k_final``), from the final maps (see
+        :func:`~densemap.mapping.consistent.consistent_zoomout`; None: off). The
+        eigenbases are then computed to ``polish`` functions.
+    polish_parts : bool
+        ``"consistent"`` with ``polish``: False lets the polish step match across parts,
+        for rough labels (see :func:`~densemap.mapping.consistent.consistent_zoomout`).
     agree : bool
         ``"consistent"``: one functional map for both directions (see
         :func:`~densemap.mapping.consistent.consistent_zoomout`).
@@ -259,9 +269,15 @@ def refine_maps(
     if desc_weight < 0 or bijective_weight < 0:
         raise ValueError(f"desc_weight and bijective_weight must be >= 0, got {desc_weight}, {bijective_weight}")
     k_max = min(k_final, mesh_a.n_vertices - 1, mesh_b.n_vertices - 1)
+    k_basis = k_max
+    if method == "consistent" and polish is not None:
+        if polish <= k_final:
+            raise ValueError(f"polish must be more eigenfunctions than k_final={k_final}, got {polish}")
+        k_basis = min(int(polish), mesh_a.n_vertices - 1, mesh_b.n_vertices - 1)
+        polish = k_basis if k_basis > k_max else None  # a mesh too small for more: no polish
     from tqdm.auto import tqdm
 
-    bases = [laplacian_basis(m, k_max, laplacian=laplacian, eigensolver=eigensolver)
+    bases = [laplacian_basis(m, k_basis, laplacian=laplacian, eigensolver=eigensolver)
              for m in tqdm((mesh_a, mesh_b), desc="Laplacian eigenbases", unit="mesh", disable=not progress, leave=False)]
     (_, phi_a, mass_a), (_, phi_b, mass_b) = bases
     if method == "zoomout":
@@ -289,7 +305,7 @@ def refine_maps(
                              desc_a=desc_a, desc_b=desc_b, desc_weight=float(desc_weight), samples_a=samples[0],
                              samples_b=samples[1], agree=bool(agree), neighbours=neighbours,
                              label_penalty=float(label_penalty), assign=bool(assign), balance=float(balance),
-                             device=device,
+                             k_final=k_max, polish=polish, polish_parts=bool(polish_parts), device=device,
                              progress=progress)
     out_a = _refined(a_to_b, res.a_to_b, desc_a, desc_b)
     rev = b_to_a if b_to_a is not None else VertexMap(res.b_to_a, np.zeros(len(res.b_to_a)), source_name=a_to_b.target_name,
@@ -297,7 +313,8 @@ def refine_maps(
     out_b = _refined(rev, res.b_to_a, desc_b, desc_a)
     if surface:
         w, ds = res.weights
-        pa, pb = phi_a[:, :k_max], phi_b[:, :k_max]
+        k_last = res.c_ab.shape[0]  # k_max, or the polish step's size
+        pa, pb = phi_a[:, :k_last], phi_b[:, :k_last]
         for which in ("a", "b"):
             src, tgt = (pa, pb) if which == "a" else (pb, pa)
             c_st, c_ts = (res.c_ab, res.c_ba) if which == "a" else (res.c_ba, res.c_ab)
