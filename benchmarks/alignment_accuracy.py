@@ -69,6 +69,11 @@ CONFIGS: dict[str, dict] = {
     "balance1": {"refine_options": {"balance": 1.0}},
     "balance1.5": {"refine_options": {"balance": 1.5}},
     "balance2": {"refine_options": {"balance": 2.0}},
+    # the polish step (a last full-resolution step in a larger basis): off, or other sizes
+    "no-polish": {"refine_options": {"polish": None}},
+    "polish160": {"refine_options": {"polish": 160}},
+    "polish250": {"refine_options": {"polish": 250}},
+    "rough": {"refine_options": {"polish_parts": False}},  # the polish step across parts (rough labels)
     "no-landmarks": {"landmark_rounds": 0},  # the default without the self-landmark stage (coarse labels)
     "landmarks3": {"landmark_rounds": 3},  # the stage forced on (fine labels)
     "landmarks3-pen0.15": {"landmark_rounds": 3, "refine_options": {"label_penalty": 0.15}},

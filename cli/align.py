@@ -33,6 +33,10 @@ from .options import (check_outputs, device_option, echo_log, echo_result, libra
               show_default="auto: 3 rounds for labels of at most 12 parts, else 0",
               help="Rounds of the self-landmark stage after the consistent refinement (spread vertices the maps "
                    "send back to themselves become landmarks for a second refinement; for coarse labels); 0: off.")
+@click.option("--rough-labels", is_flag=True,
+              help="The part labels are rough (boundaries a few rings off, stray islands): the refinement's last "
+                   "step matches across parts, so wrongly labelled vertices are not forced into the wrong part. "
+                   "Costs accuracy with careful labels (docs/alignment.md).")
 @click.option("--render/--no-render", default=True, show_default=True, help="Write PNG pictures.")
 @click.option("--view/--no-view", default=False, show_default=True,
               help="Write view.html too: an interactive viewer of the maps (one self-contained page).")
@@ -42,7 +46,7 @@ from .options import (check_outputs, device_option, echo_log, echo_result, libra
 @click.pass_context
 @library_errors
 def align(ctx, mesh_a, mesh_b, parts_a, parts_b, out_dir, device, weighting, sources, normalize, same_part, refine,
-          no_refine, landmark_rounds, render, view, repair):
+          no_refine, landmark_rounds, rough_labels, render, view, repair):
     """Align MESH_A and MESH_B (default: the embedded human and chimpanzee).
 
     Writes alignment.npz, descriptors_a.npy, descriptors_b.npy, report.json, PNG
@@ -56,6 +60,11 @@ def align(ctx, mesh_a, mesh_b, parts_a, parts_b, out_dir, device, weighting, sou
     if landmark_rounds is not None:
         source_option["landmark_rounds"] = parse_rounds(landmark_rounds)
     refine = False if no_refine or refine == "none" else refine
+    if rough_labels:
+        if refine != "consistent" or not same_part:
+            raise click.BadParameter("needs the consistent refinement within parts (--refine consistent, --same-part)",
+                                     param_hint="--rough-labels")
+        source_option["refine_options"] = {"polish_parts": False}
     check_outputs([("-o", out_dir, "dir", OUTPUT_NAMES, 32 << 20)],
                   {"MESH_A": mesh_a, "MESH_B": mesh_b, "--parts-a": parts_a, "--parts-b": parts_b})
     talk = verbosity(ctx) > 0

@@ -121,6 +121,21 @@ def test_align_errors(tmp_path):
     assert r.output.strip().splitlines() == ["Error: sources per part must be a positive integer, got 0"]
     r = _invoke(good, good, "--landmark-rounds", "two")
     assert r.exit_code == 2 and "expected 'auto' or an integer >= 0, got 'two'" in r.output
+    r = _invoke(good, good, "--rough-labels", "--refine", "zoomout")
+    assert r.exit_code == 2 and "Invalid value for --rough-labels: needs the consistent refinement" in r.output
+
+
+def test_align_rough_labels_reaches_the_refinement(tmp_path):
+    a = icosphere(2)
+    good = _grouped_obj(tmp_path / "a.obj", a, octant_parts(a))
+    r = CliRunner().invoke(main, ["align", str(good), str(good), "--no-render", "--sources", "4", "--rough-labels",
+                                  "-o", str(tmp_path / "out")])
+    assert r.exit_code == 0, r.output
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert report["options"]["refine_options"] == {"polish_parts": False}
+    # the mesh against itself: still the identity
+    npz = np.load(tmp_path / "out" / "alignment.npz")
+    assert np.array_equal(npz["b_to_a.indices"], np.arange(a.n_vertices))
 
 
 def test_info_on_a_file(tmp_path):
