@@ -383,7 +383,7 @@ def consistent_zoomout(phi_a, mass_a, phi_b, mass_b, a_to_b, b_to_a, *, k_init: 
     polish_parts : bool
         False: the polish step matches across parts (the labels only shaped the maps it
         starts from), for labels known to be rough: their wrongly labelled bands are then
-        not forced into the wrong part (docs/alignment.md: noisy labels -37 %, clean +24 %).
+        not forced into the wrong part (docs/alignment.md: noisy labels -15 to -38 %, clean +2 to +21 %).
     agree : bool
         Use one functional map for both directions, the mean of ``C_ab`` and ``C_ba.T``
         (they are each other's transposes for an isometry of unit-area shapes); the map
