@@ -325,9 +325,8 @@ def consistent_zoomout(phi_a, mass_a, phi_b, mass_b, a_to_b, b_to_a, *, k_init: 
                        bijective_weight: float = 1.0, labels_a=None, labels_b=None, desc_a=None, desc_b=None,
                        desc_weight: float = 0.0, samples_a=None, samples_b=None, agree: bool = True,
                        neighbours: dict | None = None, label_penalty: float = 0.0, assign: bool = False,
-                       balance: float = 0.0, k_final: int | None = None, polish: int | None = None, polish_parts: bool = True,
-                       device=None,
-                       progress: bool = False) -> SpectralMaps:
+                       balance: float = 0.0, k_final: int | None = None, polish: int | None = None,
+                       polish_parts: bool = True, device=None, progress: bool = False) -> SpectralMaps:
     """Refine both point maps together on plain arrays (see the module docstring).
 
     Parameters
@@ -383,7 +382,8 @@ def consistent_zoomout(phi_a, mass_a, phi_b, mass_b, a_to_b, b_to_a, *, k_init: 
     polish_parts : bool
         False: the polish step matches across parts (the labels only shaped the maps it
         starts from), for labels known to be rough: their wrongly labelled bands are then
-        not forced into the wrong part (docs/alignment.md: noisy labels -15 to -38 %, clean +2 to +21 %).
+        not forced into the wrong part (docs/alignment.md: noisy labels -15 to -38 %,
+        clean +2 to +21 %).
     agree : bool
         Use one functional map for both directions, the mean of ``C_ab`` and ``C_ba.T``
         (they are each other's transposes for an isometry of unit-area shapes); the map
@@ -480,24 +480,22 @@ def consistent_zoomout(phi_a, mass_a, phi_b, mass_b, a_to_b, b_to_a, *, k_init: 
     b_out = _balanced(qb, ta, lb, la, mass_b, mass_a, balance, device) if capped else match_soft(qb, ta, lb, la)
     if assign:
         b_out = _assign(qb, ta, lb, la, b_out)
-    if samples_a is not None or samples_b is not None or polish is not None:
-        # the functional maps of the full-resolution maps (exact quadrature), for what follows
-        if polish is not None:
-            pa, pb = phi_a[:, :polish], phi_b[:, :polish]
+    def exact_fmaps(pa, pb):  # of the full-resolution maps (exact quadrature)
         c_ab, c_ba = _fmap(pa, mass_a, pb, a_out), _fmap(pb, mass_b, pa, b_out)
-        if agree:
-            c_ab = 0.5 * (c_ab + c_ba.T)
-            c_ba = c_ab.T
+        return (0.5 * (c_ab + c_ba.T), 0.5 * (c_ab.T + c_ba)) if agree else (c_ab, c_ba)
+
+    if (samples_a is not None or samples_b is not None) and polish is None:  # for what follows
+        c_ab, c_ba = exact_fmaps(pa, pb)
     if polish is not None:
+        pa, pb = phi_a[:, :polish], phi_b[:, :polish]
+        c_ab, c_ba = exact_fmaps(pa, pb)
         ds = 0.0
         pla, plb = (la, lb) if polish_parts else (None, None)
-        qa, tb = spectral_embeddings(pa, pb, c_ab, c_ba, w, dtype=np.float32)
-        a_out = _balanced(qa, tb, pla, plb, mass_a, mass_b, balance, device) if capped else match_soft(qa, tb, pla, plb)
-        del qa, tb
-        qb, ta = spectral_embeddings(pb, pa, c_ba, c_ab, w, dtype=np.float32)
-        b_out = _balanced(qb, ta, plb, pla, mass_b, mass_a, balance, device) if capped else match_soft(qb, ta, plb, pla)
-        c_ab, c_ba = _fmap(pa, mass_a, pb, a_out), _fmap(pb, mass_b, pa, b_out)
-        if agree:
-            c_ab = 0.5 * (c_ab + c_ba.T)
-            c_ba = c_ab.T
+
+        def step(q, t, lq, lt, mq, mt):
+            return _balanced(q, t, lq, lt, mq, mt, balance, device) if capped else match_soft(q, t, lq, lt)
+
+        a_out = step(*spectral_embeddings(pa, pb, c_ab, c_ba, w, dtype=np.float32), pla, plb, mass_a, mass_b)
+        b_out = step(*spectral_embeddings(pb, pa, c_ba, c_ab, w, dtype=np.float32), plb, pla, mass_b, mass_a)
+        c_ab, c_ba = exact_fmaps(pa, pb)
     return SpectralMaps(a_out, b_out, c_ab, c_ba, (w, ds))
