@@ -249,7 +249,7 @@ def test_consistent_refinement_repairs_a_noisy_map_and_reduces_collapse(pair):
 def test_balanced_matching_caps_what_a_target_vertex_takes():
     """A known answer in 1-D: three sources crowd the target at 0; with room for one each they
     spread in order (the least total squared distance), with room for three they stay."""
-    from densemap.mapping.consistent import _balanced
+    from densemap.mapping.within_parts import _balanced
 
     t = np.array([[0.0], [1.0], [2.0], [3.0]])
     q = np.array([[0.0], [0.1], [0.2], [2.9]])
