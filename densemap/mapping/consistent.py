@@ -214,7 +214,7 @@ def consistent_zoomout(phi_a, mass_a, phi_b, mass_b, a_to_b, b_to_a, *, k_init: 
         not the samples), matched as the final step is (parts, ``balance`` or
         ``label_penalty``) but without descriptors or ``assign``: a
         larger basis is too detailed to iterate from a rough start, but from the final
-        maps it resolves finer detail (docs/alignment.md: -6 to -11 % mean error with
+        maps it resolves finer detail (docs/alignment.md: -2 to -11 % mean error with
         200 after 120).
     polish_parts : bool
         False: the polish step matches across parts (the labels only shaped the maps it

@@ -41,8 +41,9 @@ QUALITY_SAMPLE = 1000
 # weight of the orientation columns appended to the descriptors for matching and refinement
 DEFAULT_ORIENTATION = 0.0
 # the consistent refinement ends with one more full-resolution step in this many times its
-# last basis size (120 -> 200 eigenfunctions), from the final maps: -6 to -11 % mean error on
-# every evaluation pair (docs/alignment.md, "The polish step"); refine_options={"polish": None}: off
+# last basis size (120 -> 200 eigenfunctions), from the final maps: -2 to -11 % mean error on every
+# clean pair and -3 to -5 % with coarse labels (docs/alignment.md, "The polish step");
+# refine_options={"polish": None}: off
 POLISH_FACTOR = 5 / 3
 
 
@@ -381,7 +382,10 @@ def align(
         "consistent" (the default; True means it) refines both directions with a
         bijectivity term, and gives the surface points in the final spectral embedding;
         "zoomout" is the paper's ZoomOut. ``refine_options`` go to it (k_init, k_final,
-        bijective_weight, max_samples, ...).
+        bijective_weight, max_samples, ...). "consistent" ends with a polish step in
+        ``POLISH_FACTOR`` times ``k_final`` eigenfunctions (200 by default;
+        ``{"polish": None}`` turns it off); ``{"polish_parts": False}`` lets that step
+        match across parts, for rough labels (``densemap align --rough-labels``).
     surface : bool
         Add surface points (:func:`~densemap.mapping.matching.surface_points`) to both maps.
     landmark_rounds : int or "auto"
