@@ -284,15 +284,15 @@ def consistent_zoomout(phi_a, mass_a, phi_b, mass_b, a_to_b, b_to_a, *, k_init: 
     ba = None if b_to_a is None else np.asarray(b_to_a, dtype=np.int64)[sb]
     ks = _schedule(k_init, k_max, step)
     c_ab = c_ba = None
+
+    def agreed(c_ab, c_ba):  # one functional map for both directions (``agree``)
+        return (0.5 * (c_ab + c_ba.T), 0.5 * (c_ab.T + c_ba)) if agree else (c_ab, c_ba)
+
     def fmaps(pa, pb):
         c_ab = _fmap(pa[sa], ma, pb, ab)
         if ba is None:  # no reverse map yet: start it from the transpose
             return c_ab, c_ab.T
-        c_ba = _fmap(pb[sb], mb, pa, ba)
-        if agree:
-            c_ab = 0.5 * (c_ab + c_ba.T)
-            c_ba = c_ab.T
-        return c_ab, c_ba
+        return agreed(c_ab, _fmap(pb[sb], mb, pa, ba))
 
     for k in tqdm(ks, desc="spectral refinement", unit="basis size", disable=not progress, leave=False):
         pa, pb = phi_a[:, :k], phi_b[:, :k]
@@ -309,17 +309,22 @@ def consistent_zoomout(phi_a, mass_a, phi_b, mass_b, a_to_b, b_to_a, *, k_init: 
     ds = s * desc_weight * np.sqrt(k_max)
     qa, tb = spectral_embeddings(pa, pb, c_ab, c_ba, w, desc_a if use_desc else None, desc_b, ds, np.float32)
     capped = balance > 0 and not (neighbours is not None and label_penalty > 0)  # a label penalty comes first
-    a_out = _balanced(qa, tb, la, lb, mass_a, mass_b, balance, device) if capped else match_soft(qa, tb, la, lb)
+
+    def full_step(q, t, lq, lt, mq, mt):  # a full-resolution matching: capped, or (penalised) nearest
+        return _balanced(q, t, lq, lt, mq, mt, balance, device) if capped else match_soft(q, t, lq, lt)
+
+    a_out = full_step(qa, tb, la, lb, mass_a, mass_b)
     if assign:
         a_out = _assign(qa, tb, la, lb, a_out)
     del qa, tb
     qb, ta = spectral_embeddings(pb, pa, c_ba, c_ab, w, desc_b if use_desc else None, desc_a, ds, np.float32)
-    b_out = _balanced(qb, ta, lb, la, mass_b, mass_a, balance, device) if capped else match_soft(qb, ta, lb, la)
+    b_out = full_step(qb, ta, lb, la, mass_b, mass_a)
     if assign:
         b_out = _assign(qb, ta, lb, la, b_out)
+    del qb, ta
+
     def exact_fmaps(pa, pb):  # of the full-resolution maps (exact quadrature)
-        c_ab, c_ba = _fmap(pa, mass_a, pb, a_out), _fmap(pb, mass_b, pa, b_out)
-        return (0.5 * (c_ab + c_ba.T), 0.5 * (c_ab.T + c_ba)) if agree else (c_ab, c_ba)
+        return agreed(_fmap(pa, mass_a, pb, a_out), _fmap(pb, mass_b, pa, b_out))
 
     if (samples_a is not None or samples_b is not None) and polish is None:  # for what follows
         c_ab, c_ba = exact_fmaps(pa, pb)
@@ -328,11 +333,7 @@ def consistent_zoomout(phi_a, mass_a, phi_b, mass_b, a_to_b, b_to_a, *, k_init: 
         c_ab, c_ba = exact_fmaps(pa, pb)
         ds = 0.0
         pla, plb = (la, lb) if polish_parts else (None, None)
-
-        def step(q, t, lq, lt, mq, mt):
-            return _balanced(q, t, lq, lt, mq, mt, balance, device) if capped else match_soft(q, t, lq, lt)
-
-        a_out = step(*spectral_embeddings(pa, pb, c_ab, c_ba, w, dtype=np.float32), pla, plb, mass_a, mass_b)
-        b_out = step(*spectral_embeddings(pb, pa, c_ba, c_ab, w, dtype=np.float32), plb, pla, mass_b, mass_a)
+        a_out = full_step(*spectral_embeddings(pa, pb, c_ab, c_ba, w, dtype=np.float32), pla, plb, mass_a, mass_b)
+        b_out = full_step(*spectral_embeddings(pb, pa, c_ba, c_ab, w, dtype=np.float32), plb, pla, mass_b, mass_a)
         c_ab, c_ba = exact_fmaps(pa, pb)
     return SpectralMaps(a_out, b_out, c_ab, c_ba, (w, ds))

@@ -256,13 +256,13 @@ class Aligner:
         a_to_b, b_to_a = self._match(ext_a, ext_b, same_part)
         stage("match", t0)
         if refine:
-            from .refine import refine_maps
+            from .refine import K_FINAL, refine_maps
 
             t0 = time.perf_counter()
             ropts = {"same_part": same_part, "progress": progress, **(refine_options or {})}
             if refine == "consistent":
                 ropts.setdefault("surface", surface)
-                ropts.setdefault("polish", round(POLISH_FACTOR * ropts.get("k_final", 120)))
+                ropts.setdefault("polish", round(POLISH_FACTOR * ropts.get("k_final", K_FINAL)))
             # the last round gives the surface points and the polish step
             first = {**ropts, "surface": False, "polish": None} if rounds else ropts
             a_to_b, b_to_a = refine_maps(self.mesh_a, self.mesh_b, a_to_b, b_to_a, method=refine, parts_a=self.parts_a,

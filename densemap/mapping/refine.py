@@ -39,6 +39,8 @@ from .vertex_map import VertexMap
 __all__ = ["laplacian_basis", "zoomout", "refine_map", "refine_maps", "clear_basis_cache", "EIGEN_DENSE_MAX_VERTICES"]
 
 Method = Literal["consistent", "zoomout"]
+# the basis size the refinement grows to (refine_maps' k_final); align's polish step is sized from it
+K_FINAL = 120
 
 
 from .consistent import _desc_scale, _fmap, _schedule  # noqa: E402  (shared with the consistent form)
@@ -154,7 +156,7 @@ def refine_maps(
     *,
     method: Method = "consistent",
     k_init: int = 20,
-    k_final: int = 120,
+    k_final: int = K_FINAL,
     step: int = 5,
     bijective_weight: float = 1.0,
     same_part: bool = False,
