@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,7 +41,7 @@ from .alignment import Alignment
 from .pipeline import Aligner
 from .prepare import AlignInputs, PreparedPair, prepare_pair
 
-__all__ = ["AlignInputs", "AlignRun", "OUTPUT_NAMES", "load_pair", "run_align", "write_alignment_outputs"]
+__all__ = ["AlignInputs", "AlignRun", "BackgroundPictures", "OUTPUT_NAMES", "load_pair", "run_align", "write_alignment_outputs"]
 
 # every name `densemap align` may write in its folder (a folder holding only these is a previous run's)
 OUTPUT_NAMES = ("alignment.npz", "descriptors_a.npy", "descriptors_b.npy", "report.json", "parts.png", "transfer.png",
@@ -95,18 +97,70 @@ def _save_npy(path: Path, array: np.ndarray) -> Path:
     return path
 
 
+def _picture_args(inputs: AlignInputs, parts_b, b_to_a) -> dict:
+    """{file name: (function, args, kwargs)} of the two pictures, each column titled with its
+    mesh's file name and what it shows (``parts_b``: B's parts in A's part order)."""
+    name_a, name_b = (_short(Path(m.name).name) for m in (inputs.mesh_a, inputs.mesh_b))
+    return {
+        "parts.png": ("render_meshes", ([(inputs.mesh_a, inputs.parts_a), (inputs.mesh_b, parts_b)],),
+                      {"views": ("front", "back"), "titles": [f"A: {name_a}", f"B: {name_b}"], "legend": True}),
+        "transfer.png": ("render_transfer", (inputs.mesh_a, inputs.mesh_b, b_to_a),
+                         {"titles": (f"A: {name_a}, xyz", f"B: {name_b}, A's")}),
+    }
+
+
 def _pictures(inputs: AlignInputs, alignment: Alignment, out: Path) -> list[Path]:
-    """The two pictures, each column titled with its mesh's file name and what it shows."""
+    """The two pictures, drawn here."""
     from .. import viz
 
     viz.check_offscreen_gl()
-    name_a, name_b = (_short(Path(m.name).name) for m in (inputs.mesh_a, inputs.mesh_b))
-    return [pic.path for pic in (
-        viz.render_meshes([(inputs.mesh_a, inputs.parts_a), (inputs.mesh_b, alignment.parts_b)], out / "parts.png",
-                          views=("front", "back"), titles=[f"A: {name_a}", f"B: {name_b}"], legend=True),
-        viz.render_transfer(inputs.mesh_a, inputs.mesh_b, alignment.b_to_a.indices, out / "transfer.png",
-                            titles=(f"A: {name_a}, xyz", f"B: {name_b}, A's")),
-    )]
+    return [getattr(viz, fn)(*args, path=out / name, **kw).path
+            for name, (fn, args, kw) in _picture_args(inputs, alignment.parts_b, alignment.b_to_a.indices).items()]
+
+
+class BackgroundPictures:
+    """``align``'s two pictures drawn by a child process (:class:`densemap.viz.process.PictureProcess`)
+    while the pair is aligned and scored: the parts as soon as they are known
+    (:meth:`parts`), the colour transfer once the map is (:meth:`transfer`), into a
+    private temporary folder; :func:`write_alignment_outputs` moves them into the output."""
+
+    def __init__(self):
+        from ..viz.process import PictureProcess
+
+        self._tmp = Path(tempfile.mkdtemp(prefix="densemap-pictures-"))
+        self._proc = PictureProcess()
+        self._jobs: dict = {}
+
+    def _submit(self, inputs: AlignInputs, name: str, parts_b=None, b_to_a=None) -> None:
+        from ..viz.process import plain_mesh
+
+        light = AlignInputs(plain_mesh(inputs.mesh_a), inputs.parts_a, plain_mesh(inputs.mesh_b), inputs.parts_b)
+        fn, args, kw = _picture_args(light, parts_b, b_to_a)[name]
+        self._jobs[name] = self._proc.submit(fn, *args, path=self._tmp / name, **kw)
+
+    def parts(self, inputs: AlignInputs, parts_b) -> None:
+        self._submit(inputs, "parts.png", parts_b=parts_b)
+
+    def transfer(self, inputs: AlignInputs, b_to_a) -> None:
+        self._submit(inputs, "transfer.png", b_to_a=np.asarray(b_to_a))
+
+    def collect(self, out: Path) -> tuple[list[Path], float]:
+        """Wait for the pictures and move them into ``out``: (paths, the child's seconds).
+
+        Raises
+        ------
+        GLBackendError
+        """
+        paths, seconds = [], 0.0
+        for name, job in self._jobs.items():
+            path, t = job.result()
+            seconds += t
+            paths.append(Path(shutil.move(str(path), str(out / name))))
+        return paths, seconds
+
+    def close(self) -> None:
+        self._proc.close()
+        shutil.rmtree(self._tmp, ignore_errors=True)
 
 
 # what each picture shows, written into report.json beside the list of pictures
@@ -122,7 +176,8 @@ def _short(name: str, n: int = 18) -> str:
 
 
 def write_alignment_outputs(out_dir: str | os.PathLike, inputs: AlignInputs, alignment: Alignment, quality: dict, *,
-                            timings: dict, device=None, render: bool = True, prepared: PreparedPair | None = None,
+                            timings: dict, device=None, render: bool | BackgroundPictures = True,
+                            prepared: PreparedPair | None = None,
                             pictures_of: tuple | None = None, view: bool = False) -> AlignRun:
     """Write ``alignment.npz``, the descriptors, the pictures and ``report.json`` into ``out_dir``.
 
@@ -130,7 +185,9 @@ def write_alignment_outputs(out_dir: str | os.PathLike, inputs: AlignInputs, ali
     hidden folder beside ``out_dir`` and swapped in at the end; ``report.json`` comes last
     and lists the pictures. Pictures are skipped (``AlignRun.pictures_skipped`` says why)
     when no off-screen OpenGL backend works. ``pictures_of`` is ``(inputs, alignment)`` to
-    draw instead (the prepared meshes, when they differ from the files). ``view`` adds
+    draw instead (the prepared meshes, when they differ from the files). ``render`` may be
+    a :class:`BackgroundPictures` whose pictures are being drawn already (they are moved
+    in; ``pictures_of`` is then unused). ``view`` adds
     ``view.html``, the interactive viewer of ``inputs`` and ``alignment``.
     """
     final = Path(out_dir)
@@ -141,8 +198,13 @@ def write_alignment_outputs(out_dir: str | os.PathLike, inputs: AlignInputs, ali
         if render:
             t0 = time.perf_counter()
             try:
-                pictures = _pictures(*(pictures_of or (inputs, alignment)), out)
-                timings = {**timings, "render": time.perf_counter() - t0}
+                if isinstance(render, BackgroundPictures):
+                    pictures, drawing = render.collect(out)
+                    # the child's time, and what this process waited for it after scoring
+                    timings = {**timings, "render": drawing, "render_wait": time.perf_counter() - t0}
+                else:
+                    pictures = _pictures(*(pictures_of or (inputs, alignment)), out)
+                    timings = {**timings, "render": time.perf_counter() - t0}
             except GLBackendError as exc:
                 skipped = str(exc)
         if view:
@@ -214,21 +276,27 @@ def run_align(mesh_a=None, mesh_b=None, *, parts_a=None, parts_b=None, out_dir: 
     1.0
     """
     t0 = time.perf_counter()
-    if render:  # the OpenGL probe's child process runs while the pair is aligned
-        from ..viz.gl import start_offscreen_probe
-
-        start_offscreen_probe()
     inputs = load_pair(mesh_a, mesh_b, parts_a=parts_a, parts_b=parts_b)
     prep = prepare_pair(inputs, repair=repair)
     t_load = time.perf_counter() - t0
+    drawn = AlignInputs(prep.mesh_a, prep.parts_a, prep.mesh_b, prep.parts_b) if prep.changed else inputs
     pipeline_keys = ("common_time_step", "t_scale", "length_scale", "method")
     aligner = Aligner(prep.mesh_a, prep.parts_a, prep.mesh_b, prep.parts_b, device=device,
                       **{k: options.pop(k) for k in pipeline_keys if k in options})
-    alignment = aligner.align(progress=progress, **options)
-    t1 = time.perf_counter()
-    quality = aligner.quality(alignment, ground_truth_b_to_a=inputs.ground_truth_b_to_a, progress=progress)
-    timings = {"load": t_load, **alignment.timings, "quality": time.perf_counter() - t1}
-    drawn = (AlignInputs(prep.mesh_a, prep.parts_a, prep.mesh_b, prep.parts_b), alignment) if prep.changed else None
-    return write_alignment_outputs(out_dir, inputs, prep.restore(alignment), quality, timings=timings, device=device,
-                                   render=render, prepared=prep, pictures_of=drawn, view=view)
-
+    # the pictures are drawn by a child process on the core the alignment leaves idle
+    pictures = BackgroundPictures() if render else None
+    try:
+        if pictures is not None:
+            pictures.parts(drawn, aligner.parts_b)
+        alignment = aligner.align(progress=progress, **options)
+        if pictures is not None:
+            pictures.transfer(drawn, alignment.b_to_a.indices)
+        t1 = time.perf_counter()
+        quality = aligner.quality(alignment, ground_truth_b_to_a=inputs.ground_truth_b_to_a, progress=progress)
+        timings = {"load": t_load, **alignment.timings, "quality": time.perf_counter() - t1}
+        return write_alignment_outputs(out_dir, inputs, prep.restore(alignment), quality, timings=timings,
+                                       device=device, render=pictures or False, prepared=prep, view=view,
+                                       pictures_of=(drawn, alignment) if prep.changed else None)
+    finally:
+        if pictures is not None:
+            pictures.close()
