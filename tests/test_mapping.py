@@ -270,6 +270,19 @@ def test_cell_surface_points_stay_in_the_matched_vertex_cell(grid):
         surface_points(p, g.vertices, g, f0[:1], within="disk")
 
 
+@pytest.mark.parametrize("within", ["ring", "cell"])
+def test_surface_points_do_not_depend_on_the_block_size(grid, within):
+    # blocks keep each source's faces together, so any size gives the same points, bit for bit
+    rng = np.random.default_rng(8)
+    q = rng.normal(size=(300, 12))
+    t = rng.normal(size=(grid.n_vertices, 12))
+    near = rng.integers(0, grid.n_vertices, 300)
+    ref = surface_points(q, t, grid, near, within=within, chunk=10**9)
+    for chunk in (1, 7, 100, None):
+        for a, b in zip(ref, surface_points(q, t, grid, near, within=within, chunk=chunk)):
+            np.testing.assert_array_equal(a, b)
+
+
 def test_surface_points_of_identity_are_the_vertices(setup):
     d, m = setup.d, setup.m
     faces, bary, dist = surface_points(d, d, m, np.arange(m.n_vertices))

@@ -187,7 +187,7 @@ _CELL = 0.49  # "cell" surface points: the matched vertex keeps a barycentric we
 
 
 def surface_points(desc_src, desc_tgt, target: Mesh, indices, *, within: Literal["ring", "cell"] = "ring",
-                   chunk: int = 100_000):
+                   chunk: int | None = None):
     """Refine vertex matches to points on the target surface.
 
     Among the faces around each matched target vertex (its one-ring), find the point
@@ -205,6 +205,10 @@ def surface_points(desc_src, desc_tgt, target: Mesh, indices, *, within: Literal
         ``"ring"``: anywhere on the one-ring's faces; ``"cell"``: only where the matched
         vertex keeps the largest barycentric weight (>= 0.51), so the surface point
         rounds back to its vertex and stays in its part.
+    chunk : int, optional
+        Candidate faces per block (None: about 8 MB per (rows, L) float64 array). The
+        result does not depend on it; small blocks are faster (a first block of 100k rows
+        in 200 dimensions cost 1.3-1.7 s of fresh memory against 0.3 s in blocks of 5k).
 
     Returns
     -------
@@ -226,6 +230,8 @@ def surface_points(desc_src, desc_tgt, target: Mesh, indices, *, within: Literal
     faces = -np.ones(n, np.int64)
     bary = np.tile([1.0, 0.0, 0.0], (n, 1))
     dist = np.linalg.norm(src - tgt[idx], axis=1)
+    if chunk is None:
+        chunk = max(256, (1 << 23) // (8 * max(src.shape[1], 1)))
     # process whole sources per block so that each source's faces stay together
     ends = np.cumsum(counts)
     s = 0
