@@ -1,6 +1,8 @@
 """Pictures drawn by a child process (densemap.viz.process) and align's pictures drawn that way."""
 
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -75,6 +77,31 @@ def test_without_gl_the_child_raises_in_the_caller(no_gl, sphere, parts, tmp_pat
         with pytest.raises(GLBackendError, match="vtkNoSuchWindow: unknown VTK_DEFAULT_OPENGL_WINDOW"):
             job.result()
     assert not (tmp_path / "p.png").exists()
+
+
+def test_a_child_that_dies_is_a_gl_error_not_a_hang(sphere, parts, tmp_path):
+    with PictureProcess() as pictures:
+        pictures._proc.kill()
+        job = pictures.submit("render_parts", plain_mesh(sphere), parts, path=tmp_path / "p.png")
+        with pytest.raises(GLBackendError, match=r"the picture process died \(signal 9\)"):
+            job.result()
+
+
+def test_a_script_without_a_main_guard_is_not_run_again_by_the_child(gl, tmp_path):
+    # multiprocessing's spawn would import the script again in the child (and recurse)
+    script = tmp_path / "user_script.py"
+    script.write_text(
+        "import sys, trimesh\n"
+        "from densemap.mesh import Mesh\n"
+        "from densemap.viz.process import PictureProcess\n"
+        "print('top level ran', flush=True)\n"
+        "t = trimesh.creation.icosphere(subdivisions=2)\n"
+        "m = Mesh(t.vertices, t.faces, name='ico')\n"
+        "with PictureProcess() as pictures:\n"
+        f"    print(pictures.submit('render_parts', m, None, path={str(tmp_path / 's.png')!r}).result()[0])\n")
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.count("top level ran") == 1 and (tmp_path / "s.png").is_file()
 
 
 def test_only_picture_functions_are_sent(tmp_path):
