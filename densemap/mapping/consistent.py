@@ -133,15 +133,26 @@ def _fmap(phi_src, mass_src, phi_tgt, src_to_tgt):
 def spectral_embeddings(phi_src, phi_tgt, c_st, c_ts, w: float, desc_src=None, desc_tgt=None, dscale: float = 0.0,
                         dtype=np.float64):
     """(query rows of the source, target rows) of the stacked embedding (see the module docstring)."""
-    q = [phi_src @ c_st]
-    t = [phi_tgt]
+    # each block computed in float64 and rounded straight into its columns of the result:
+    # the values of np.hstack(...).astype(dtype), without the float64 stack and its copy
+    q = [(c_st.shape[1], lambda: phi_src @ c_st)]
+    t = [(phi_tgt.shape[1], lambda: phi_tgt)]
     if w > 0:
-        q.append(w * phi_src)
-        t.append(w * (phi_tgt @ c_ts))
+        q.append((phi_src.shape[1], lambda: w * phi_src))
+        t.append((c_ts.shape[1], lambda: w * (phi_tgt @ c_ts)))
     if dscale > 0 and desc_src is not None:
-        q.append(dscale * desc_src)
-        t.append(dscale * desc_tgt)
-    return np.hstack(q).astype(dtype, copy=False), np.hstack(t).astype(dtype, copy=False)
+        q.append((desc_src.shape[1], lambda: dscale * desc_src))
+        t.append((desc_tgt.shape[1], lambda: dscale * desc_tgt))
+    return _stacked(q, len(phi_src), dtype), _stacked(t, len(phi_tgt), dtype)
+
+
+def _stacked(blocks, n: int, dtype) -> np.ndarray:
+    out = np.empty((n, sum(w for w, _ in blocks)), dtype=dtype)
+    c = 0
+    for width, make in blocks:
+        out[:, c : c + width] = make()
+        c += width
+    return out
 
 
 def _schedule(k_init: int, k_max: int, step: int) -> list[int]:
