@@ -45,6 +45,26 @@ def octant_parts(mesh: Mesh) -> PartLabels:
     return PartLabels(lab, [f"octant{k}" for k in range(8)], source="octants")
 
 
+def read_png(path) -> np.ndarray:
+    """(H, W, 3) uint8 pixels of a PNG."""
+    from PIL import Image
+
+    with Image.open(path) as im:
+        return np.asarray(im.convert("RGB"))
+
+
+@pytest.fixture
+def gl():
+    """The off-screen OpenGL backend VTK renders with; skips the test without one."""
+    from densemap import viz
+    from densemap.errors import GLBackendError
+
+    try:
+        return viz.check_offscreen_gl()
+    except GLBackendError as exc:
+        pytest.skip(str(exc))
+
+
 @pytest.fixture
 def grid():
     return grid_mesh()

@@ -11,6 +11,7 @@ import sys
 import numpy as np
 import pytest
 import trimesh
+from conftest import read_png
 
 from densemap.viz import gl as gl_probe
 from densemap.viz.palette import _PAIRS as PAIRS
@@ -40,14 +41,6 @@ def parts(sphere):
 
 
 @pytest.fixture
-def gl():
-    try:
-        return viz.check_offscreen_gl()
-    except GLBackendError as exc:
-        pytest.skip(str(exc))
-
-
-@pytest.fixture
 def fresh_probe(monkeypatch):
     """Forget the cached probe result before and after the test, with no backend forced."""
     monkeypatch.delenv("VTK_DEFAULT_OPENGL_WINDOW", raising=False)
@@ -55,13 +48,6 @@ def fresh_probe(monkeypatch):
     gl_probe._probe_all.cache_clear()
     yield
     gl_probe._probe_all.cache_clear()
-
-
-def read_png(path):
-    from PIL import Image
-
-    with Image.open(path) as im:
-        return np.asarray(im.convert("RGB"))
 
 
 def colour_set(img):

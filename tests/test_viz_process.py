@@ -6,37 +6,18 @@ import sys
 
 import numpy as np
 import pytest
-import trimesh
+from conftest import octant_parts, read_png
 
 from densemap import viz
 from densemap.errors import GLBackendError
 from densemap.mapping.outputs import run_align
-from densemap.mesh import Mesh
-from densemap.parts import PartLabels
 from densemap.viz import gl as gl_probe
 from densemap.viz.process import PictureProcess, plain_mesh
-
-NAMES = ("low_left", "low_right", "up_left", "up_right")
-
-
-@pytest.fixture
-def sphere():
-    t = trimesh.creation.icosphere(subdivisions=3)
-    return Mesh(t.vertices, t.faces, name="icosphere")
 
 
 @pytest.fixture
 def parts(sphere):
-    x, y = sphere.vertices[:, 0], sphere.vertices[:, 1]
-    return PartLabels((x > 0).astype(np.int64) + 2 * (y > 0), NAMES)
-
-
-@pytest.fixture
-def gl():
-    try:
-        return viz.check_offscreen_gl()
-    except GLBackendError as exc:
-        pytest.skip(str(exc))
+    return octant_parts(sphere)
 
 
 @pytest.fixture
@@ -46,13 +27,6 @@ def no_gl(monkeypatch):
     gl_probe._probe_all.cache_clear()
     yield
     gl_probe._probe_all.cache_clear()
-
-
-def read_png(path):
-    from PIL import Image
-
-    with Image.open(path) as im:
-        return np.asarray(im.convert("RGB"))
 
 
 def test_the_child_draws_the_pictures_the_caller_would(gl, sphere, parts, tmp_path):
