@@ -201,6 +201,66 @@ def test_read_obj_groups(tmp_path):
     np.testing.assert_array_equal(d.face_groups, [0, 1])
 
 
+TRI4 = "v 0 0 0\nv 1 0 0\nv 0 1 0\nv 1 1 0\n"
+
+
+@pytest.mark.parametrize("text, bulk", [
+    (TRI4 + "g left\nf 1 2 3\ng right\nf 2 4 3\n", True),
+    ("# c\nmtllib m.mtl\no body\n" + TRI4 + "vn 0 0 1\ns off\nusemtl skin\nf 1 2 3\ng\nf 2 4 3\n", True),
+    ("v 0 0 0\nv 1e-3 2.5 -7\nv 0 1 0\nf 1 2 3\n", True),
+    (TRI4, True),  # vertices only
+    (TRI4 + "f 1 2 3 4\n", False),  # a quad
+    (TRI4 + "vt 0 0\nvt 1 0\nvt 0 1\nf 1/1 2/2 3/3\n", False),  # slashes
+    (TRI4 + "f -1 -2 -3\n", False),  # relative indices
+    (TRI4 + "vt 0 0\nf 1 2 3\n", False),  # texture coordinates
+    ("v 0 0 0\nv 1 0 0\nv 0 1 0\nf 1 2 3\nv 1 1 0\nf 2 4 3\n", False),  # a vertex below a face
+    (TRI4.replace("v 1 0 0", "v 1 0 0 0.5 0.5 0.5") + "f 1 2 3\n", False),  # vertex colours
+    (TRI4 + "  f 1 2 3\n", False),  # leading blanks
+    ("v 0 0 0\nv 1 0 0\nv 0 1 0\ng two words\nf 3 2 1\n", True),
+])
+def test_bulk_obj_reading_is_the_line_parser_or_declines(tmp_path, text, bulk):
+    from densemap._obj import _read_lines, _read_simple
+
+    fast = _read_simple(text)
+    assert (fast is not None) == bulk
+    slow = _read_lines(text, tmp_path / "m.obj")
+    p = tmp_path / "m.obj"
+    p.write_text(text)
+    for got in (read_obj(p),) + ((fast,) if bulk else ()):
+        np.testing.assert_array_equal(got.vertices, slow.vertices)
+        np.testing.assert_array_equal(got.faces, slow.faces)
+        np.testing.assert_array_equal(got.face_groups, slow.face_groups)
+        assert got.group_names == slow.group_names
+        if got is fast:
+            assert fast.uv is None and slow.uv is None
+        assert got.vertices.dtype == np.float64 and got.faces.dtype == np.int64
+
+
+def test_bulk_obj_reading_of_the_embedded_meshes_is_the_line_parser():
+    from densemap._obj import _read_lines, _read_simple
+    from densemap.data import data_path
+
+    for name in ("human.obj", "chimp.obj"):
+        text = data_path(name).read_text()
+        fast, slow = _read_simple(text), _read_lines(text, data_path(name))
+        assert fast is not None
+        for a, b in ((fast.vertices, slow.vertices), (fast.faces, slow.faces), (fast.face_groups, slow.face_groups)):
+            np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("v 0 0 0\nv 1 0 0\nv 0 1 0\nf 1 2 9\n", r"m\.obj:4: .*vertex index 9 is out of range"),
+    ("v 0 0 0\nv 1 0 inf\nv 0 1 0\nf 1 2 3\n", r"m\.obj:2: .*not finite"),
+    ("v 0 0 0\nv 1 0 0\nv 0 1 0\nf 0 1 2\n", r"m\.obj:4: .*index 0 is invalid"),
+    ("v 0 0 0\nv 1 0 0\nv 0 1 0\nf 1 2 3 # note\n", r"m\.obj:4: cannot use 'f' line"),
+])
+def test_what_the_bulk_reader_declines_is_still_reported_with_its_line(tmp_path, text, message):
+    p = tmp_path / "m.obj"
+    p.write_text(text)
+    with pytest.raises(MeshError, match=message):
+        read_obj(p)
+
+
 @pytest.mark.parametrize("name", ["a\x00b", "tab\there", "line\nbreak", " padded", "two  spaces", "bell\x07", ""])
 def test_obj_writer_refuses_group_names_the_reader_would_change(tmp_path, name):
     """A NUL would make the file binary; other control characters and padding come back changed."""
