@@ -135,6 +135,10 @@ class PictureProcess:
 
 def _serve() -> None:
     """The child: warm up, then draw every job named on stdin, one JSON answer line each."""
+    try:  # the caller's work comes first: this process takes what the caller leaves idle
+        os.nice(10)
+    except (AttributeError, OSError):
+        pass
     answers = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)  # whatever VTK or pyvista print goes to stderr, not into the answers
     sys.stdout = sys.stderr
