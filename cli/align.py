@@ -37,6 +37,9 @@ from .options import (check_outputs, device_option, echo_log, echo_result, libra
               help="The part labels are rough (boundaries a few rings off, stray islands): the refinement's last "
                    "step matches across parts, so wrongly labelled vertices are not forced into the wrong part. "
                    "Costs accuracy with careful labels (docs/alignment.md).")
+@click.option("--keep-islands", is_flag=True,
+              help="Keep stray islands of a part label as they are (by default each piece under a quarter of its "
+                   "part's largest takes the label around it; report.json says what was merged).")
 @click.option("--render/--no-render", default=True, show_default=True, help="Write PNG pictures.")
 @click.option("--view/--no-view", default=False, show_default=True,
               help="Write view.html too: an interactive viewer of the maps (one self-contained page).")
@@ -46,7 +49,7 @@ from .options import (check_outputs, device_option, echo_log, echo_result, libra
 @click.pass_context
 @library_errors
 def align(ctx, mesh_a, mesh_b, parts_a, parts_b, out_dir, device, weighting, sources, normalize, same_part, refine,
-          no_refine, landmark_rounds, rough_labels, render, view, repair):
+          no_refine, landmark_rounds, rough_labels, keep_islands, render, view, repair):
     """Align MESH_A and MESH_B (default: the embedded human and chimpanzee).
 
     Writes alignment.npz, descriptors_a.npy, descriptors_b.npy, report.json, PNG
@@ -70,7 +73,7 @@ def align(ctx, mesh_a, mesh_b, parts_a, parts_b, out_dir, device, weighting, sou
     talk = verbosity(ctx) > 0
     run = run_align(mesh_a, mesh_b, parts_a=parts_a, parts_b=parts_b, out_dir=out_dir, device=resolve_device(device),
                     render=render, progress=talk, repair=repair, view=view, weighting=weighting, normalize=normalize,
-                    same_part=same_part, refine=refine, **source_option)
+                    same_part=same_part, refine=refine, merge_islands=not keep_islands, **source_option)
     if run.pictures_skipped:
         echo_log(ctx, f"pictures skipped: {run.pictures_skipped}")
     echo_result(_summary(run.report, run.files))
@@ -79,7 +82,9 @@ def align(ctx, mesh_a, mesh_b, parts_a, parts_b, out_dir, device, weighting, sou
 def _summary(report: dict, files) -> str:
     """The result: meshes, quality both ways, total time (per stage in report.json), the files."""
     a, b = report["mesh_a"], report["mesh_b"]
-    total = sum(report["timings_s"].values())
+    t = report["timings_s"]
+    # pictures drawn in the background count by what the run waited for them, not their own time
+    total = sum(v for k, v in t.items() if not (k == "render" and "render_wait" in t))
     lines = [f"A: {a['name']} ({a['vertices']} vertices)   B: {b['name']} ({b['vertices']} vertices)   "
              f"device: {report['device']}   time: {total:.1f} s (per stage in report.json)"]
     prep = report.get("prepared")
@@ -88,6 +93,11 @@ def _summary(report: dict, files) -> str:
         done += [f"{k[-1].upper()}: {v['welded']} vertices welded, {v['removed_faces']} faces and "
                  f"{v['removed_vertices']} vertices removed" for k, v in prep.items() if k.startswith("repair_")]
         lines.append("prepared: " + "; ".join(done))
+    merged = {k: v for k, v in (report.get("islands_merged") or {}).items() if v and v["islands"]}
+    if merged:
+        lines.append("labels: " + "; ".join(f"{k.upper()}: {v['islands']} stray island{'s' * (v['islands'] != 1)} ({v['vertices']} vertices) "
+                                            "merged into the parts around them" for k, v in merged.items())
+                     + " (--keep-islands keeps them)")
     for direction, q in report["quality"].items():
         line = (f"{direction}: part agreement {q['part_agreement']:.3f}, coverage {q['coverage']:.3f}, "
                 f"A->B->A {q['consistency_mean']:.4f}")

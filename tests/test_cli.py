@@ -153,3 +153,37 @@ def test_align_default_embedded_pair(tmp_path):
     assert r.exit_code == 0, r.output
     q = json.loads((tmp_path / "report.json").read_text())["quality"]["b_to_a"]
     assert q["gt_error_mean"] <= 0.03 and q["part_agreement"] >= 0.97
+
+
+def test_align_merges_a_stray_island_and_says_so(tmp_path):
+    from densemap.mesh import load_mesh
+    from densemap.parts import PartLabels, load_parts, save_parts
+
+    a = icosphere(3)
+    pa = _grouped_obj(tmp_path / "a.obj", a, octant_parts(a))
+    clean = load_parts(pa, load_mesh(pa))
+    lab = clean.labels.copy()
+    adj = a.adjacency.tocsr()
+    for v in np.flatnonzero(lab == 0):
+        ring = np.r_[v, adj[v].indices]
+        ring2 = np.unique(np.concatenate([adj[u].indices for u in ring]))
+        if (lab[ring2] == 0).all():
+            break
+    lab[ring] = 7  # a one-ring patch of the opposite octant
+    pb = save_parts(PartLabels(lab, clean.names), tmp_path / "b_parts.json")
+    args = ["align", str(pa), str(pa), "--parts-b", str(pb), "--no-render", "--sources", "4"]
+    r = CliRunner().invoke(main, [*args, "-o", str(tmp_path / "out")])
+    assert r.exit_code == 0, r.output
+    assert f"labels: B: 1 stray island ({len(ring)} vertices) merged into the parts around them" in r.output
+    rep = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert rep["islands_merged"]["b"]["islands"] == 1 and rep["islands_merged"]["a"]["islands"] == 0
+    # merged, B's labels are A's again: the mesh maps to itself
+    npz = np.load(tmp_path / "out" / "alignment.npz")
+    assert np.array_equal(npz["b_to_a.indices"], np.arange(a.n_vertices))
+    r = CliRunner().invoke(main, [*args, "--keep-islands", "-o", str(tmp_path / "kept")])
+    assert r.exit_code == 0 and "stray island" not in r.output
+    rep = json.loads((tmp_path / "kept" / "report.json").read_text())
+    assert rep["islands_merged"]["b"]["islands"] == 0
+    # kept, the island's vertices are sent into the other octant, far away
+    b2a = np.load(tmp_path / "kept" / "alignment.npz")["b_to_a.indices"]
+    assert (lab[b2a[ring]] == 7).all() and np.linalg.norm(a.vertices[b2a[ring]] - a.vertices[ring], axis=1).min() > 1

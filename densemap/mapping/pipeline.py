@@ -119,11 +119,19 @@ class Aligner:
         Geodesic method of the solvers.
     device : optional
         Where geodesics and matching run (None: CPU).
+    merge_islands : bool
+        Give every stray island of a part label (a piece under a quarter of the part's
+        largest, :func:`densemap.islands.merge_islands`) the label around it before
+        aligning; the labels used and what was merged (``islands``) are kept. Careful
+        labels have none (the embedded meshes, the evaluation pairs); on rough labels it
+        cuts the error by 17-40 % (docs/alignment.md).
 
     Attributes
     ----------
     solver_a, solver_b : GeodesicSolver
         Built on first use and kept.
+    islands : dict
+        ``{"a": ..., "b": ...}``: the islands merged in each labelling (``IslandReport.to_dict``).
 
     Raises
     ------
@@ -145,11 +153,17 @@ class Aligner:
 
     def __init__(self, mesh_a: Mesh, parts_a: PartLabels, mesh_b: Mesh, parts_b: PartLabels, *,
                  common_time_step: bool = True, t_scale: float = 1.0, length_scale: LengthScale = "max",
-                 method: Literal["heat", "potpourri3d", "exact"] = "heat", device=None):
+                 method: Literal["heat", "potpourri3d", "exact"] = "heat", device=None, merge_islands: bool = True):
+        from ..islands import IslandReport, merge_islands as merge
+
         check_choice("length_scale", length_scale, get_args(LengthScale))
         self.mesh_a, self.mesh_b = mesh_a, mesh_b
-        self.parts_a = parts_a.check_mesh(mesh_a)
-        self.parts_b = match_parts(parts_a, parts_b.check_mesh(mesh_b))
+        parts_a, parts_b = parts_a.check_mesh(mesh_a), match_parts(parts_a, parts_b.check_mesh(mesh_b))
+        reports = {"a": IslandReport(), "b": IslandReport()}
+        if merge_islands:
+            (parts_a, reports["a"]), (parts_b, reports["b"]) = merge(mesh_a, parts_a), merge(mesh_b, parts_b)
+        self.parts_a, self.parts_b = parts_a, parts_b
+        self.islands = {k: r.to_dict() for k, r in reports.items()}
         self.common_time_step, self.t_scale, self.length_scale = bool(common_time_step), float(t_scale), length_scale
         self.method, self.device = method, device
         self.t = shared_time_step(mesh_a, mesh_b, t_scale=t_scale, length_scale=length_scale) if common_time_step else None
@@ -281,6 +295,7 @@ class Aligner:
             "mesh_a": {"name": self.mesh_a.name, "sha1": self.mesh_a.sha1, "n_vertices": self.mesh_a.n_vertices},
             "mesh_b": {"name": self.mesh_b.name, "sha1": self.mesh_b.sha1, "n_vertices": self.mesh_b.n_vertices},
             "versions": package_versions("scipy", "torch"),
+            "islands_merged": self.islands,
         }
         return Alignment(a_to_b=a_to_b, b_to_a=b_to_a, desc_a=desc_a, desc_b=desc_b, part_names=tuple(self.parts_a.names),
                          parts_a=self.parts_a, parts_b=self.parts_b, options=options, timings=timings, metadata=metadata)
@@ -396,6 +411,8 @@ def align(
         cuts the error by half or more), else none; 0 turns it off.
     common_time_step, t_scale, length_scale
         The heat time step shared by both meshes (see :class:`Aligner`).
+    merge_islands (keyword, default True)
+        Merge stray islands of the part labels first (see :class:`Aligner`).
     device : optional
         Where descriptors and matching run (None: CPU).
     progress : bool
@@ -427,6 +444,7 @@ def align(
     """
     method = descriptor_options.pop("method", "heat")
     aligner = Aligner(mesh_a, parts_a, mesh_b, parts_b, common_time_step=common_time_step, t_scale=t_scale,
-                      length_scale=length_scale, method=method, device=device)
+                      length_scale=length_scale, method=method, device=device,
+                      merge_islands=descriptor_options.pop("merge_islands", True))
     return aligner.align(descriptors=descriptors, same_part=same_part, refine=refine, refine_options=refine_options,
                          surface=surface, landmark_rounds=landmark_rounds, progress=progress, **descriptor_options)
