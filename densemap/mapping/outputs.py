@@ -97,12 +97,13 @@ def _save_npy(path: Path, array: np.ndarray) -> Path:
     return path
 
 
-def _picture_args(inputs: AlignInputs, parts_b, b_to_a) -> dict:
+def _picture_args(inputs: AlignInputs, parts_a, parts_b, b_to_a) -> dict:
     """{file name: (function, args, kwargs)} of the two pictures, each column titled with its
-    mesh's file name and what it shows (``parts_b``: B's parts in A's part order)."""
+    mesh's file name and what it shows (the parts as aligned: islands merged, ``parts_b`` in
+    A's part order)."""
     name_a, name_b = (_short(Path(m.name).name) for m in (inputs.mesh_a, inputs.mesh_b))
     return {
-        "parts.png": ("render_meshes", ([(inputs.mesh_a, inputs.parts_a), (inputs.mesh_b, parts_b)],),
+        "parts.png": ("render_meshes", ([(inputs.mesh_a, parts_a), (inputs.mesh_b, parts_b)],),
                       {"views": ("front", "back"), "titles": [f"A: {name_a}", f"B: {name_b}"], "legend": True}),
         "transfer.png": ("render_transfer", (inputs.mesh_a, inputs.mesh_b, b_to_a),
                          {"titles": (f"A: {name_a}, xyz", f"B: {name_b}, A's")}),
@@ -115,7 +116,8 @@ def _pictures(inputs: AlignInputs, alignment: Alignment, out: Path) -> list[Path
 
     viz.check_offscreen_gl()
     return [getattr(viz, fn)(*args, path=out / name, **kw).path
-            for name, (fn, args, kw) in _picture_args(inputs, alignment.parts_b, alignment.b_to_a.indices).items()]
+            for name, (fn, args, kw) in _picture_args(inputs, alignment.parts_a, alignment.parts_b,
+                                                                  alignment.b_to_a.indices).items()]
 
 
 class BackgroundPictures:
@@ -131,15 +133,15 @@ class BackgroundPictures:
         self._proc = PictureProcess()
         self._jobs: dict = {}
 
-    def _submit(self, inputs: AlignInputs, name: str, parts_b=None, b_to_a=None) -> None:
+    def _submit(self, inputs: AlignInputs, name: str, parts_a=None, parts_b=None, b_to_a=None) -> None:
         from ..viz.process import plain_mesh
 
         light = AlignInputs(plain_mesh(inputs.mesh_a), inputs.parts_a, plain_mesh(inputs.mesh_b), inputs.parts_b)
-        fn, args, kw = _picture_args(light, parts_b, b_to_a)[name]
+        fn, args, kw = _picture_args(light, parts_a, parts_b, b_to_a)[name]
         self._jobs[name] = self._proc.submit(fn, *args, path=self._tmp / name, **kw)
 
-    def parts(self, inputs: AlignInputs, parts_b) -> None:
-        self._submit(inputs, "parts.png", parts_b=parts_b)
+    def parts(self, inputs: AlignInputs, parts_a, parts_b) -> None:
+        self._submit(inputs, "parts.png", parts_a=parts_a, parts_b=parts_b)
 
     def transfer(self, inputs: AlignInputs, b_to_a) -> None:
         self._submit(inputs, "transfer.png", b_to_a=np.asarray(b_to_a))
@@ -288,7 +290,7 @@ def run_align(mesh_a=None, mesh_b=None, *, parts_a=None, parts_b=None, out_dir: 
     pictures = BackgroundPictures() if render else None
     try:
         if pictures is not None:
-            pictures.parts(drawn, aligner.parts_b)
+            pictures.parts(drawn, aligner.parts_a, aligner.parts_b)
         alignment = aligner.align(progress=progress, **options)
         if pictures is not None:
             pictures.transfer(drawn, alignment.b_to_a.indices)
