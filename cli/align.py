@@ -95,9 +95,9 @@ def _summary(report: dict, files) -> str:
         lines.append("prepared: " + "; ".join(done))
     merged = {k: v for k, v in (report.get("islands_merged") or {}).items() if v and v["islands"]}
     if merged:
-        lines.append("labels: " + "; ".join(f"{k.upper()}: {v['islands']} stray island{'s' * (v['islands'] != 1)} ({v['vertices']} vertices) "
-                                            "merged into the parts around them" for k, v in merged.items())
-                     + " (--keep-islands keeps them)")
+        said = [f"{k.upper()}: {v['islands']} stray island{'s' * (v['islands'] != 1)} ({v['vertices']} vertices) "
+                "merged into the parts around them" for k, v in merged.items()]
+        lines.append("labels: " + "; ".join(said) + " (--keep-islands keeps them)")
     for direction, q in report["quality"].items():
         line = (f"{direction}: part agreement {q['part_agreement']:.3f}, coverage {q['coverage']:.3f}, "
                 f"A->B->A {q['consistency_mean']:.4f}")

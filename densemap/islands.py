@@ -75,17 +75,17 @@ def merge_islands(mesh: Mesh, parts: PartLabels, *, max_share: float = ISLAND_MA
         raise ValueError(f"max_share must be in (0, 1), got {max_share!r}")
     parts = parts.check_mesh(mesh)
     lab = parts.labels
-    adj = sp.triu(mesh.adjacency, k=1).tocoo()
-    same = (lab[adj.row] == lab[adj.col]) & (lab[adj.row] >= 0)
+    e = mesh.edges
+    e = e[(lab[e[:, 0]] == lab[e[:, 1]]) & (lab[e[:, 0]] >= 0)]  # the edges inside a part
     n = mesh.n_vertices
-    g = sp.coo_matrix((np.ones(int(same.sum()), np.int8), (adj.row[same], adj.col[same])), shape=(n, n))
-    _, piece = connected_components(g, directed=False)
-    size = np.bincount(piece, minlength=piece.max() + 1)
+    _, piece = connected_components(sp.coo_matrix((np.ones(len(e), np.int8), (e[:, 0], e[:, 1])), shape=(n, n)),
+                                    directed=False)
+    size = np.bincount(piece)
     part_of_piece = np.full(len(size), -1, np.int64)
     part_of_piece[piece] = lab
-    largest = np.zeros(parts.n_parts, np.int64)
-    np.maximum.at(largest, part_of_piece[part_of_piece >= 0], size[part_of_piece >= 0])
     ok = part_of_piece >= 0
+    largest = np.zeros(parts.n_parts, np.int64)
+    np.maximum.at(largest, part_of_piece[ok], size[ok])
     island = np.zeros(len(size), bool)
     island[ok] = size[ok] < max_share * largest[part_of_piece[ok]]
     if not island.any():
@@ -99,7 +99,7 @@ def merge_islands(mesh: Mesh, parts: PartLabels, *, max_share: float = ISLAND_MA
     out = lab.copy()
     todo = island[piece]
     out[todo] = -2
-    nbr = mesh.adjacency.tocsr()
+    nbr = mesh.adjacency
     while todo.any():
         rows = np.flatnonzero(todo)
         sub = nbr[rows]

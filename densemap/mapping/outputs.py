@@ -298,8 +298,7 @@ def run_align(mesh_a=None, mesh_b=None, *, parts_a=None, parts_b=None, out_dir: 
         quality = aligner.quality(alignment, ground_truth_b_to_a=inputs.ground_truth_b_to_a, progress=progress)
         timings = {"load": t_load, **alignment.timings, "quality": time.perf_counter() - t1}
         return write_alignment_outputs(out_dir, inputs, prep.restore(alignment), quality, timings=timings,
-                                       device=device, render=pictures or False, prepared=prep, view=view,
-                                       pictures_of=(drawn, alignment) if prep.changed else None)
+                                       device=device, render=pictures or False, prepared=prep, view=view)
     finally:
         if pictures is not None:
             pictures.close()

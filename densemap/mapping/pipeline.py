@@ -22,6 +22,8 @@ import numpy as np
 
 from .._io import package_versions
 from .._validate import check_choice
+from ..islands import IslandReport
+from ..islands import merge_islands as _merge_islands
 from ..mesh import Mesh, check_connected
 from ..parts import PartLabels, match_parts
 from .alignment import Alignment
@@ -154,14 +156,13 @@ class Aligner:
     def __init__(self, mesh_a: Mesh, parts_a: PartLabels, mesh_b: Mesh, parts_b: PartLabels, *,
                  common_time_step: bool = True, t_scale: float = 1.0, length_scale: LengthScale = "max",
                  method: Literal["heat", "potpourri3d", "exact"] = "heat", device=None, merge_islands: bool = True):
-        from ..islands import IslandReport, merge_islands as merge
-
         check_choice("length_scale", length_scale, get_args(LengthScale))
         self.mesh_a, self.mesh_b = mesh_a, mesh_b
         parts_a, parts_b = parts_a.check_mesh(mesh_a), match_parts(parts_a, parts_b.check_mesh(mesh_b))
         reports = {"a": IslandReport(), "b": IslandReport()}
         if merge_islands:
-            (parts_a, reports["a"]), (parts_b, reports["b"]) = merge(mesh_a, parts_a), merge(mesh_b, parts_b)
+            parts_a, reports["a"] = _merge_islands(mesh_a, parts_a)
+            parts_b, reports["b"] = _merge_islands(mesh_b, parts_b)
         self.parts_a, self.parts_b = parts_a, parts_b
         self.islands = {k: r.to_dict() for k, r in reports.items()}
         self.common_time_step, self.t_scale, self.length_scale = bool(common_time_step), float(t_scale), length_scale
