@@ -99,26 +99,6 @@ def test_gl_check_falls_back_to_osmesa_and_selects_it(monkeypatch, fresh_probe):
     assert tried == ["egl", "osmesa"]  # cached: probed once per process
 
 
-def test_early_probe_runs_in_the_background_and_is_not_repeated(monkeypatch, fresh_probe):
-    import threading
-    import time
-
-    tried, started = [], threading.Event()
-
-    def probe(backend):
-        started.set()
-        time.sleep(0.3)  # a child process that takes a while
-        tried.append((backend, threading.current_thread().name))
-        return None
-
-    monkeypatch.setattr(gl_probe, "_probe", probe)
-    gl_probe.start_offscreen_probe()
-    assert started.wait(5)
-    assert tried == []  # still running: start_offscreen_probe did not wait for it
-    assert viz.check_offscreen_gl() == "egl"  # waits for the early probe instead of probing again
-    assert tried == [("egl", "densemap-gl-probe")]
-
-
 def test_gl_check_honours_forced_backend(monkeypatch, fresh_probe):
     tried = []
     monkeypatch.setattr(gl_probe, "_probe", lambda b: tried.append(b))

@@ -19,7 +19,7 @@ import threading
 
 from ..errors import GLBackendError
 
-__all__ = ["check_offscreen_gl", "start_offscreen_probe"]
+__all__ = ["check_offscreen_gl"]
 
 _ENV = "VTK_DEFAULT_OPENGL_WINDOW"
 # backend name -> (VTK render window class, shared library find_library looks for)
@@ -112,14 +112,7 @@ def _candidates() -> list[str]:
     return out
 
 
-_probe_lock = threading.Lock()  # one probe at a time: the early one and check_offscreen_gl's
-
-
-def start_offscreen_probe() -> None:
-    """Start the probe of :func:`check_offscreen_gl` now, in a background thread, so that
-    its child process (~1 s: it imports VTK and renders) runs while the caller computes;
-    the later :func:`check_offscreen_gl` then waits for it instead of probing again."""
-    threading.Thread(target=_probe_locked, name="densemap-gl-probe", daemon=True).start()
+_probe_lock = threading.Lock()  # one probe at a time when threads ask at once
 
 
 def _probe_locked() -> tuple[str | None, tuple[tuple[str, str], ...]]:
