@@ -75,6 +75,9 @@ CONFIGS: dict[str, dict] = {
     "polish250": {"refine_options": {"polish": 250}},
     "rough": {"refine_options": {"polish_parts": False}},  # the polish step across parts (rough labels)
     "keep-islands": {"merge_islands": False},  # stray label islands left as they are (the default merges them)
+    # the default treats labels with stray islands as rough (polish across parts); careful: never
+    "careful": {"rough_labels": False},
+    "keep-islands-careful": {"merge_islands": False, "rough_labels": False},
     "no-landmarks": {"landmark_rounds": 0},  # the default without the self-landmark stage (coarse labels)
     "landmarks3": {"landmark_rounds": 3},  # the stage forced on (fine labels)
     "landmarks3-pen0.15": {"landmark_rounds": 3, "refine_options": {"label_penalty": 0.15}},
@@ -150,7 +153,8 @@ def evaluate(name, variant, config, *, dist, cache):
     truth_b = labels["clean"] if variant != "coarse" else pb
     opts = dict(CONFIGS[config])
     t0 = time.perf_counter()
-    aligner = Aligner(human.mesh, pa, mesh_b, pb, merge_islands=opts.pop("merge_islands", True))
+    aligner = Aligner(human.mesh, pa, mesh_b, pb, merge_islands=opts.pop("merge_islands", True),
+                      rough_labels=opts.pop("rough_labels", None))
     al = aligner.align(**opts)
     seconds = time.perf_counter() - t0
     hf = human.mesh.faces

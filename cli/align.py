@@ -33,10 +33,12 @@ from .options import (check_outputs, device_option, echo_log, echo_result, libra
               show_default="auto: 3 rounds for labels of at most 12 parts, else 0",
               help="Rounds of the self-landmark stage after the consistent refinement (spread vertices the maps "
                    "send back to themselves become landmarks for a second refinement; for coarse labels); 0: off.")
-@click.option("--rough-labels", is_flag=True,
+@click.option("--rough-labels/--careful-labels", "rough_labels", default=None,
+              show_default="decided from the labels: rough when a labelling has stray islands",
               help="The part labels are rough (boundaries a few rings off, stray islands): the refinement's last "
                    "step matches across parts, so wrongly labelled vertices are not forced into the wrong part. "
-                   "Costs accuracy with careful labels (docs/alignment.md).")
+                   "Costs accuracy with careful labels (docs/alignment.md). --careful-labels keeps that step "
+                   "within parts.")
 @click.option("--keep-islands", is_flag=True,
               help="Keep stray islands of a part label as they are (by default each piece under a quarter of its "
                    "part's largest takes the label around it; report.json says what was merged).")
@@ -63,17 +65,16 @@ def align(ctx, mesh_a, mesh_b, parts_a, parts_b, out_dir, device, weighting, sou
     if landmark_rounds is not None:
         source_option["landmark_rounds"] = parse_rounds(landmark_rounds)
     refine = False if no_refine or refine == "none" else refine
-    if rough_labels:
-        if refine != "consistent" or not same_part:
-            raise click.BadParameter("needs the consistent refinement within parts (--refine consistent, --same-part)",
-                                     param_hint="--rough-labels")
-        source_option["refine_options"] = {"polish_parts": False}
+    if rough_labels and (refine != "consistent" or not same_part):
+        raise click.BadParameter("needs the consistent refinement within parts (--refine consistent, --same-part)",
+                                 param_hint="--rough-labels")
     check_outputs([("-o", out_dir, "dir", OUTPUT_NAMES, 32 << 20)],
                   {"MESH_A": mesh_a, "MESH_B": mesh_b, "--parts-a": parts_a, "--parts-b": parts_b})
     talk = verbosity(ctx) > 0
     run = run_align(mesh_a, mesh_b, parts_a=parts_a, parts_b=parts_b, out_dir=out_dir, device=resolve_device(device),
                     render=render, progress=talk, repair=repair, view=view, weighting=weighting, normalize=normalize,
-                    same_part=same_part, refine=refine, merge_islands=not keep_islands, **source_option)
+                    same_part=same_part, refine=refine, merge_islands=not keep_islands, rough_labels=rough_labels,
+                    **source_option)
     if run.pictures_skipped:
         echo_log(ctx, f"pictures skipped: {run.pictures_skipped}")
     echo_result(_summary(run.report, run.files))
@@ -98,6 +99,10 @@ def _summary(report: dict, files) -> str:
         said = [f"{k.upper()}: {v['islands']} stray island{'s' * (v['islands'] != 1)} ({v['vertices']} vertices) "
                 "merged into the parts around them" for k, v in merged.items()]
         lines.append("labels: " + "; ".join(said) + " (--keep-islands keeps them)")
+    if report.get("rough_labels") and report["options"].get("refine") == "consistent" \
+            and report["options"].get("same_part"):
+        lines.append("labels treated as rough: the last refinement step matched across parts "
+                     "(--careful-labels keeps it within parts)")
     for direction, q in report["quality"].items():
         line = (f"{direction}: part agreement {q['part_agreement']:.3f}, coverage {q['coverage']:.3f}, "
                 f"A->B->A {q['consistency_mean']:.4f}")

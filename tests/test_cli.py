@@ -128,14 +128,17 @@ def test_align_errors(tmp_path):
 def test_align_rough_labels_reaches_the_refinement(tmp_path):
     a = icosphere(2)
     good = _grouped_obj(tmp_path / "a.obj", a, octant_parts(a))
-    r = CliRunner().invoke(main, ["align", str(good), str(good), "--no-render", "--sources", "4", "--rough-labels",
-                                  "-o", str(tmp_path / "out")])
-    assert r.exit_code == 0, r.output
-    report = json.loads((tmp_path / "out" / "report.json").read_text())
-    assert report["options"]["refine_options"] == {"polish_parts": False}
-    # the mesh against itself: still the identity
-    npz = np.load(tmp_path / "out" / "alignment.npz")
-    assert np.array_equal(npz["b_to_a.indices"], np.arange(a.n_vertices))
+    for flag, rough in (("--rough-labels", True), ("--careful-labels", False), (None, False)):
+        out = tmp_path / str(flag)
+        r = CliRunner().invoke(main, ["align", str(good), str(good), "--no-render", "--sources", "4",
+                                      *([flag] if flag else []), "-o", str(out)])
+        assert r.exit_code == 0, r.output
+        report = json.loads((out / "report.json").read_text())
+        # clean labels (no islands) are careful unless the flag says otherwise
+        assert report["rough_labels"] is rough and ("labels treated as rough" in r.output) == rough
+        # the mesh against itself: still the identity
+        npz = np.load(out / "alignment.npz")
+        assert np.array_equal(npz["b_to_a.indices"], np.arange(a.n_vertices))
 
 
 def test_info_on_a_file(tmp_path):
@@ -177,13 +180,15 @@ def test_align_merges_a_stray_island_and_says_so(tmp_path):
     assert f"labels: B: 1 stray island ({len(ring)} vertices) merged into the parts around them" in r.output
     rep = json.loads((tmp_path / "out" / "report.json").read_text())
     assert rep["islands_merged"]["b"]["islands"] == 1 and rep["islands_merged"]["a"]["islands"] == 0
+    # labels with an island are taken for rough ones
+    assert rep["rough_labels"] is True and "labels treated as rough" in r.output
     # merged, B's labels are A's again: the mesh maps to itself
     npz = np.load(tmp_path / "out" / "alignment.npz")
     assert np.array_equal(npz["b_to_a.indices"], np.arange(a.n_vertices))
-    r = CliRunner().invoke(main, [*args, "--keep-islands", "-o", str(tmp_path / "kept")])
-    assert r.exit_code == 0 and "stray island" not in r.output
+    r = CliRunner().invoke(main, [*args, "--keep-islands", "--careful-labels", "-o", str(tmp_path / "kept")])
+    assert r.exit_code == 0 and "stray island" not in r.output and "rough" not in r.output
     rep = json.loads((tmp_path / "kept" / "report.json").read_text())
-    assert rep["islands_merged"]["b"]["islands"] == 0
+    assert rep["islands_merged"]["b"]["islands"] == 0 and rep["rough_labels"] is False
     # kept, the island's vertices are sent into the other octant, far away
     b2a = np.load(tmp_path / "kept" / "alignment.npz")["b_to_a.indices"]
     assert (lab[b2a[ring]] == 7).all() and np.linalg.norm(a.vertices[b2a[ring]] - a.vertices[ring], axis=1).min() > 1

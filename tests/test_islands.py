@@ -86,3 +86,36 @@ def test_unlabelled_vertices_stay_unlabelled(chimp):
 def test_max_share_is_checked(chimp):
     with pytest.raises(ValueError, match=r"max_share must be in \(0, 1\)"):
         merge_islands(chimp.mesh, chimp.parts, max_share=1.5)
+
+
+def test_labels_with_islands_are_taken_for_rough_ones():
+    """The Aligner treats labels with stray islands as rough (its polish step then matches across parts):
+    the same maps as asking for that step by hand, and an override either way."""
+    from conftest import icosphere, octant_parts
+
+    from densemap.mapping import Aligner
+
+    mesh = icosphere(3)
+    clean = octant_parts(mesh)
+    lab = clean.labels.copy()
+    adj = mesh.adjacency.tocsr()
+    v = next(v for v in np.flatnonzero(lab == 0) if (lab[adj[adj[v].indices].indices] == 0).all())
+    lab[np.r_[v, adj[v].indices]] = 7  # a one-ring patch of the opposite octant
+    noisy = PartLabels(lab, clean.names)
+    assert Aligner(mesh, clean, mesh, clean).rough_labels is False
+    assert Aligner(mesh, clean, mesh, clean, rough_labels=True).rough_labels is True
+    for merge in (True, False):  # found whether or not the islands are merged
+        assert Aligner(mesh, clean, mesh, noisy, merge_islands=merge).rough_labels is True
+        assert Aligner(mesh, clean, mesh, noisy, merge_islands=merge, rough_labels=False).rough_labels is False
+    kw = dict(sources=4, landmark_rounds=0)
+    auto = Aligner(mesh, clean, mesh, noisy, merge_islands=False).align(**kw)
+    by_hand = Aligner(mesh, clean, mesh, noisy, merge_islands=False, rough_labels=False).align(
+        refine_options={"polish_parts": False}, **kw)
+    careful = Aligner(mesh, clean, mesh, noisy, merge_islands=False, rough_labels=False).align(**kw)
+    assert auto.metadata["rough_labels"] is True and careful.metadata["rough_labels"] is False
+    assert np.array_equal(auto.b_to_a.indices, by_hand.b_to_a.indices)
+    # careful labels force the island into the far octant; rough ones let it go home
+    ring = np.r_[v, adj[v].indices]
+    far = np.linalg.norm(mesh.vertices[careful.b_to_a.indices[ring]] - mesh.vertices[ring], axis=1)
+    near = np.linalg.norm(mesh.vertices[auto.b_to_a.indices[ring]] - mesh.vertices[ring], axis=1)
+    assert far.min() > 1 and near.max() < far.min()

@@ -224,6 +224,7 @@ def write_alignment_outputs(out_dir: str | os.PathLike, inputs: AlignInputs, ali
             "timings_s": timings,
             "quality": quality,
             "islands_merged": alignment.metadata.get("islands_merged"),
+            "rough_labels": alignment.metadata.get("rough_labels"),
             "pictures": [str(final / p.name) for p in pictures],
             "captions": {p.name: CAPTIONS[p.name] for p in pictures if p.name in CAPTIONS},
         }
@@ -283,7 +284,7 @@ def run_align(mesh_a=None, mesh_b=None, *, parts_a=None, parts_b=None, out_dir: 
     prep = prepare_pair(inputs, repair=repair)
     t_load = time.perf_counter() - t0
     drawn = AlignInputs(prep.mesh_a, prep.parts_a, prep.mesh_b, prep.parts_b) if prep.changed else inputs
-    pipeline_keys = ("common_time_step", "t_scale", "length_scale", "method", "merge_islands")
+    pipeline_keys = ("common_time_step", "t_scale", "length_scale", "method", "merge_islands", "rough_labels")
     aligner = Aligner(prep.mesh_a, prep.parts_a, prep.mesh_b, prep.parts_b, device=device,
                       **{k: options.pop(k) for k in pipeline_keys if k in options})
     # the pictures are drawn by a child process on the core the alignment leaves idle

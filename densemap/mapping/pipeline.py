@@ -127,6 +127,12 @@ class Aligner:
         aligning; the labels used and what was merged (``islands``) are kept. Careful
         labels have none (the embedded meshes, the evaluation pairs); on rough labels it
         cuts the error by 17-40 % (docs/alignment.md).
+    rough_labels : bool or None
+        The labels are rough (boundaries a few rings off): the consistent refinement's
+        polish step then matches across parts (``refine_options={"polish_parts": False}``,
+        unless given). None (the default) decides from the labels: rough when either
+        labelling has stray islands (found whether or not they are merged), careful
+        otherwise; the answer is ``rough_labels`` and goes into the metadata.
 
     Attributes
     ----------
@@ -134,6 +140,8 @@ class Aligner:
         Built on first use and kept.
     islands : dict
         ``{"a": ..., "b": ...}``: the islands merged in each labelling (``IslandReport.to_dict``).
+    rough_labels : bool
+        Whether the labels are treated as rough (see the parameter).
 
     Raises
     ------
@@ -155,16 +163,23 @@ class Aligner:
 
     def __init__(self, mesh_a: Mesh, parts_a: PartLabels, mesh_b: Mesh, parts_b: PartLabels, *,
                  common_time_step: bool = True, t_scale: float = 1.0, length_scale: LengthScale = "max",
-                 method: Literal["heat", "potpourri3d", "exact"] = "heat", device=None, merge_islands: bool = True):
+                 method: Literal["heat", "potpourri3d", "exact"] = "heat", device=None, merge_islands: bool = True,
+                 rough_labels: bool | None = None):
         check_choice("length_scale", length_scale, get_args(LengthScale))
         self.mesh_a, self.mesh_b = mesh_a, mesh_b
         parts_a, parts_b = parts_a.check_mesh(mesh_a), match_parts(parts_a, parts_b.check_mesh(mesh_b))
         reports = {"a": IslandReport(), "b": IslandReport()}
-        if merge_islands:
-            parts_a, reports["a"] = _merge_islands(mesh_a, parts_a)
-            parts_b, reports["b"] = _merge_islands(mesh_b, parts_b)
+        found = False
+        if merge_islands or rough_labels is None:
+            (merged_a, reports["a"]), (merged_b, reports["b"]) = _merge_islands(mesh_a, parts_a), _merge_islands(mesh_b, parts_b)
+            found = bool(reports["a"].islands or reports["b"].islands)
+            if merge_islands:
+                parts_a, parts_b = merged_a, merged_b
+            else:
+                reports = {"a": IslandReport(), "b": IslandReport()}
         self.parts_a, self.parts_b = parts_a, parts_b
         self.islands = {k: r.to_dict() for k, r in reports.items()}
+        self.rough_labels = found if rough_labels is None else bool(rough_labels)
         self.common_time_step, self.t_scale, self.length_scale = bool(common_time_step), float(t_scale), length_scale
         self.method, self.device = method, device
         self.t = shared_time_step(mesh_a, mesh_b, t_scale=t_scale, length_scale=length_scale) if common_time_step else None
@@ -278,6 +293,8 @@ class Aligner:
             if refine == "consistent":
                 ropts.setdefault("surface", surface)
                 ropts.setdefault("polish", round(POLISH_FACTOR * ropts.get("k_final", K_FINAL)))
+                if self.rough_labels and same_part:
+                    ropts.setdefault("polish_parts", False)
             # the last round gives the surface points and the polish step
             first = {**ropts, "surface": False, "polish": None} if rounds else ropts
             a_to_b, b_to_a = refine_maps(self.mesh_a, self.mesh_b, a_to_b, b_to_a, method=refine, parts_a=self.parts_a,
@@ -297,6 +314,7 @@ class Aligner:
             "mesh_b": {"name": self.mesh_b.name, "sha1": self.mesh_b.sha1, "n_vertices": self.mesh_b.n_vertices},
             "versions": package_versions("scipy", "torch"),
             "islands_merged": self.islands,
+            "rough_labels": self.rough_labels,
         }
         return Alignment(a_to_b=a_to_b, b_to_a=b_to_a, desc_a=desc_a, desc_b=desc_b, part_names=tuple(self.parts_a.names),
                          parts_a=self.parts_a, parts_b=self.parts_b, options=options, timings=timings, metadata=metadata)
@@ -412,8 +430,8 @@ def align(
         cuts the error by half or more), else none; 0 turns it off.
     common_time_step, t_scale, length_scale
         The heat time step shared by both meshes (see :class:`Aligner`).
-    merge_islands (keyword, default True)
-        Merge stray islands of the part labels first (see :class:`Aligner`).
+    merge_islands (keyword, default True), rough_labels (keyword, default None: from the labels)
+        Merge stray islands of the part labels first; treat the labels as rough (see :class:`Aligner`).
     device : optional
         Where descriptors and matching run (None: CPU).
     progress : bool
@@ -446,6 +464,7 @@ def align(
     method = descriptor_options.pop("method", "heat")
     aligner = Aligner(mesh_a, parts_a, mesh_b, parts_b, common_time_step=common_time_step, t_scale=t_scale,
                       length_scale=length_scale, method=method, device=device,
-                      merge_islands=descriptor_options.pop("merge_islands", True))
+                      merge_islands=descriptor_options.pop("merge_islands", True),
+                      rough_labels=descriptor_options.pop("rough_labels", None))
     return aligner.align(descriptors=descriptors, same_part=same_part, refine=refine, refine_options=refine_options,
                          surface=surface, landmark_rounds=landmark_rounds, progress=progress, **descriptor_options)
