@@ -129,13 +129,26 @@ def point_error(mesh, dist, c1, w1, c2, w2) -> np.ndarray:
     return np.where(near, np.linalg.norm(p1 - p2, axis=1), far)
 
 
+def truth_vertex_maps(gf, gb):
+    """The ground truth as vertex maps: (B -> A, each true point rounded to its dominant
+    corner; A -> B, the nearest B vertex laid on the human to each human vertex)."""
+    human = reference("human").mesh
+    b_to_a = human.faces[gf, np.argmax(gb, 1)]
+    laid = (gb[:, :, None] * human.vertices[human.faces[gf]]).sum(1)
+    return b_to_a, cKDTree(laid).query(human.vertices)[1]
+
+
+def vertex_map_error(dist, gf, gb, b_to_a) -> np.ndarray:
+    """Per B vertex, the error of a B -> A vertex map over sqrt(human area)."""
+    human = reference("human").mesh
+    one = np.array([1.0, 0, 0])
+    return point_error(human, dist, human.faces[gf], gb, b_to_a[:, None].repeat(3, 1), one) / np.sqrt(human.area)
+
+
 def floor_row(name, cache, dist) -> str:
     """The ground truth rounded to its dominant vertex, scored like a map."""
-    human = reference("human")
     mesh_b, labels, (gf, gb) = cache.setdefault(("pair", name), load_eval_pair(name))
-    corners = human.mesh.faces[gf]
-    rc = corners[np.arange(len(gf)), np.argmax(gb, 1)][:, None].repeat(3, 1)
-    e = point_error(human.mesh, dist, corners, gb, rc, np.array([1.0, 0, 0])) / np.sqrt(human.mesh.area)
+    e = vertex_map_error(dist, gf, gb, truth_vertex_maps(gf, gb)[0])
     return f"{name:8s} (the truth rounded to vertices: mean {e.mean():.4f}, p90 {np.percentile(e, 90):.4f})"
 
 
@@ -162,7 +175,7 @@ def evaluate(name, variant, config, *, dist, cache):
     corners = hf[gf]  # (Vb, 3) true point's corners
     b2a = al.b_to_a
     one = np.array([1.0, 0, 0])
-    err_v = point_error(human.mesh, dist, corners, gb, b2a.indices[:, None].repeat(3, 1), one) / scale
+    err_v = vertex_map_error(dist, gf, gb, b2a.indices)
     if b2a.has_surface:
         ok = b2a.faces >= 0
         sc = np.where(ok[:, None], b2a.corners, b2a.indices[:, None])
@@ -177,12 +190,12 @@ def evaluate(name, variant, config, *, dist, cache):
 
     tb = match_parts(pa, truth_b).labels
     eb = mesh_b.edges
-    g_round = hf[gf, np.argmax(gb, 1)]
+    if ("truth", name) not in cache:
+        cache["truth", name] = truth_vertex_maps(gf, gb)
+    g_round, inv_gt = cache["truth", name]
     col = float((b2a.indices[eb[:, 0]] == b2a.indices[eb[:, 1]]).mean())
     col_gt = float((g_round[eb[:, 0]] == g_round[eb[:, 1]]).mean())
-    # A -> B: the true B vertex of each human vertex = nearest B vertex laid on the human
-    laid = (gb[:, :, None] * human.mesh.vertices[hf[gf]]).sum(1)
-    inv_gt = cache.setdefault(("inv", name), cKDTree(laid).query(human.mesh.vertices)[1])
+    # A -> B collapse against the truth's (inv_gt: the nearest B vertex laid on each human vertex)
     ea = human.mesh.edges
     a2b = al.a_to_b.indices
     col_ab = float((a2b[ea[:, 0]] == a2b[ea[:, 1]]).mean())

@@ -8,7 +8,8 @@ vertex map's ground-truth error (mean, over sqrt(human area)) of
 * ``true C, within parts`` / ``true C, across parts``: one full-resolution matching step
   (the polish step's: the bijective spectral embedding in 200 eigenfunctions, capped
   nearest neighbours) from the functional maps of the *true* maps (the ground truth
-  rounded to vertices, both directions), within B's given part labels or with no labels;
+  rounded to vertices, and for A -> B the nearest B vertex to each human vertex), within
+  B's given part labels or with no labels;
 * ``true C[:k], across parts``: the same from the default map's functional maps with
   their first k x k block replaced by the true one's;
 
@@ -31,16 +32,15 @@ from pathlib import Path
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import numpy as np
-from scipy.spatial import cKDTree
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from alignment_accuracy import human_distances, load_eval_pair, point_error  # noqa: E402
+from alignment_accuracy import human_distances, load_eval_pair, truth_vertex_maps, vertex_map_error  # noqa: E402
 
 from densemap.data import reference  # noqa: E402
 from densemap.mapping import Aligner  # noqa: E402
 from densemap.mapping.basis import laplacian_basis  # noqa: E402
-from densemap.mapping.consistent import spectral_embeddings  # noqa: E402
+from densemap.mapping.consistent import _fmap, spectral_embeddings  # noqa: E402
 from densemap.mapping.pipeline import POLISH_FACTOR  # noqa: E402
 from densemap.mapping.refine import K_FINAL  # noqa: E402
 from densemap.mapping.within_parts import _balanced  # noqa: E402
@@ -52,8 +52,7 @@ HYBRID = (60, 120)
 
 def fmaps(phi_a, mass_a, phi_b, mass_b, a_to_b, b_to_a):
     """(C_ab, C_ba) of two vertex maps, averaged over the directions as the refinement does."""
-    c_ab = phi_a.T @ (mass_a[:, None] * phi_b[a_to_b])
-    c_ba = phi_b.T @ (mass_b[:, None] * phi_a[b_to_a])
+    c_ab, c_ba = _fmap(phi_a, mass_a, phi_b, a_to_b), _fmap(phi_b, mass_b, phi_a, b_to_a)
     return 0.5 * (c_ab + c_ba.T), 0.5 * (c_ab.T + c_ba)
 
 
@@ -66,16 +65,11 @@ def one_step(phi_a, mass_a, phi_b, mass_b, c_ab, c_ba, labels_a=None, labels_b=N
 def run(name: str, variant: str, k: int, dist) -> list[str]:
     human = reference("human")
     mesh_b, labels, (gf, gb) = load_eval_pair(name)
-    hf = human.mesh.faces
-    scale = np.sqrt(human.mesh.area)
-    one = np.array([1.0, 0, 0])
 
     def err(b_to_a):
-        return float(point_error(human.mesh, dist, hf[gf], gb, b_to_a[:, None].repeat(3, 1), one).mean() / scale)
+        return float(vertex_map_error(dist, gf, gb, b_to_a).mean())
 
-    true_ba = hf[gf, np.argmax(gb, 1)]
-    laid = (gb[:, :, None] * human.mesh.vertices[hf[gf]]).sum(1)
-    true_ab = cKDTree(laid).query(human.mesh.vertices)[1]
+    true_ba, true_ab = truth_vertex_maps(gf, gb)
     aligner = Aligner(human.mesh, human.parts, mesh_b, labels[variant])
     al = aligner.align()
     _, pa, ma = laplacian_basis(human.mesh, k)
