@@ -73,11 +73,15 @@ CONFIGS: dict[str, dict] = {
     "no-polish": {"refine_options": {"polish": None}},
     "polish160": {"refine_options": {"polish": 160}},
     "polish250": {"refine_options": {"polish": 250}},
-    "rough": {"refine_options": {"polish_parts": False}},  # the polish step across parts (rough labels)
+    "rough": {"rough_labels": True},  # --rough-labels: the polish step across parts, the plain basis
     "keep-islands": {"merge_islands": False},  # stray label islands left as they are (the default merges them)
     # the default treats labels with stray islands as rough (polish across parts); careful: never
     "careful": {"rough_labels": False},
     "keep-islands-careful": {"merge_islands": False, "rough_labels": False},
+    # B's eigenbasis without its part areas matched to A's (the default before 2026-12-03, evening)
+    "plain-basis": {"refine_options": {"area_match": False}},
+    "plain-basis-careful": {"rough_labels": False, "refine_options": {"area_match": False}},
+    "area-matched-rough": {"rough_labels": True, "refine_options": {"area_match": True}},
     "no-landmarks": {"landmark_rounds": 0},  # the default without the self-landmark stage (coarse labels)
     "landmarks3": {"landmark_rounds": 3},  # the stage forced on (fine labels)
     "landmarks3-pen0.15": {"landmark_rounds": 3, "refine_options": {"label_penalty": 0.15}},

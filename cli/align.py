@@ -36,9 +36,14 @@ from .options import (check_outputs, device_option, echo_log, echo_result, libra
 @click.option("--rough-labels/--careful-labels", "rough_labels", default=None,
               show_default="decided from the labels: rough when a labelling has stray islands",
               help="The part labels are rough (boundaries a few rings off, stray islands): the refinement's last "
-                   "step matches across parts, so wrongly labelled vertices are not forced into the wrong part. "
-                   "Costs accuracy with careful labels (docs/alignment.md). --careful-labels keeps that step "
-                   "within parts.")
+                   "step matches across parts, so wrongly labelled vertices are not forced into the wrong part, "
+                   "and B's eigenbasis is not matched to A's part areas (rough labels give wrong areas). Costs "
+                   "accuracy with careful labels (docs/alignment.md). --careful-labels keeps that step within "
+                   "parts and the area-matched basis.")
+@click.option("--area-matched-basis/--plain-basis", "area_match", default=None,
+              show_default="area-matched with careful labels, plain with rough ones",
+              help="Compute B's eigenbasis with its part areas scaled to A's (a conformal change of B's metric; "
+                   "lowers the error where proportions differ, needs careful labels), or the plain one.")
 @click.option("--keep-islands", is_flag=True,
               help="Keep stray islands of a part label as they are (by default each piece under a quarter of its "
                    "part's largest takes the label around it; report.json says what was merged).")
@@ -51,7 +56,7 @@ from .options import (check_outputs, device_option, echo_log, echo_result, libra
 @click.pass_context
 @library_errors
 def align(ctx, mesh_a, mesh_b, parts_a, parts_b, out_dir, device, weighting, sources, normalize, same_part, refine,
-          no_refine, landmark_rounds, rough_labels, keep_islands, render, view, repair):
+          no_refine, landmark_rounds, rough_labels, area_match, keep_islands, render, view, repair):
     """Align MESH_A and MESH_B (default: the embedded human and chimpanzee).
 
     Writes alignment.npz, descriptors_a.npy, descriptors_b.npy, report.json, PNG
@@ -68,6 +73,11 @@ def align(ctx, mesh_a, mesh_b, parts_a, parts_b, out_dir, device, weighting, sou
     if rough_labels and (refine != "consistent" or not same_part):
         raise click.BadParameter("needs the consistent refinement within parts (--refine consistent, --same-part)",
                                  param_hint="--rough-labels")
+    if area_match is not None:
+        if refine != "consistent":
+            raise click.BadParameter("needs the consistent refinement (--refine consistent)",
+                                     param_hint="--area-matched-basis/--plain-basis")
+        source_option["refine_options"] = {"area_match": area_match}
     check_outputs([("-o", out_dir, "dir", OUTPUT_NAMES, 32 << 20)],
                   {"MESH_A": mesh_a, "MESH_B": mesh_b, "--parts-a": parts_a, "--parts-b": parts_b})
     talk = verbosity(ctx) > 0

@@ -141,6 +141,23 @@ def test_align_rough_labels_reaches_the_refinement(tmp_path):
         assert np.array_equal(npz["b_to_a.indices"], np.arange(a.n_vertices))
 
 
+def test_align_basis_flag_reaches_the_refinement(tmp_path):
+    a = icosphere(2)
+    good = _grouped_obj(tmp_path / "a.obj", a, octant_parts(a))
+    for flag, want in (("--plain-basis", {"area_match": False}), ("--area-matched-basis", {"area_match": True}),
+                       (None, {})):
+        out = tmp_path / str(flag)
+        r = CliRunner().invoke(main, ["align", str(good), str(good), "--no-render", "--sources", "4",
+                                      *([flag] if flag else []), "-o", str(out)])
+        assert r.exit_code == 0, r.output
+        report = json.loads((out / "report.json").read_text())
+        assert report["options"]["refine_options"] == want
+        npz = np.load(out / "alignment.npz")
+        assert np.array_equal(npz["b_to_a.indices"], np.arange(a.n_vertices))
+    r = _invoke(good, good, "--plain-basis", "--refine", "zoomout")
+    assert r.exit_code == 2 and "Invalid value for --area-matched-basis/--plain-basis: needs the consistent" in r.output
+
+
 def test_info_on_a_file(tmp_path):
     a = icosphere(2)
     p = save_mesh(a, tmp_path / "a.obj")

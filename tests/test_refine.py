@@ -336,13 +336,20 @@ def test_mirrored_mesh_with_mirrored_labels_is_not_flipped():
     mb = Mesh(v * [-1, 1, 1], m.faces[:, ::-1], name="mirrored blob")
     parts_a = PartLabels(lab, names)
     parts_b = PartLabels(swap[lab], names)  # vertex i of B lies on the other side
+    # the vertices on x = 0 are "left" on A and so "right" on B: the labels are one ring off
+    # there, which gives the left parts 10 % more area on A than their partners on B. The
+    # area-matched basis (the default) takes that for a change of proportions and costs
+    # this tiny mesh accuracy (mean error 0.005 -> 0.037), but it must not flip the map
     for same_part in (True, False):
-        al = align(m, parts_a, mb, parts_b, sources=4, same_part=same_part, refine_options=FAST)
-        # B vertex i sits where A vertex mirror[i] sits
-        err = np.linalg.norm(v[al.b_to_a.indices] - v[mirror], axis=1).mean()
-        flipped = np.linalg.norm(v[al.b_to_a.indices] - v, axis=1).mean()
-        assert err < 0.05 < flipped, (same_part, err, flipped)
-        assert (al.b_to_a.indices == mirror).mean() > 0.8
+        for area_match in (True, False):
+            al = align(m, parts_a, mb, parts_b, sources=4, same_part=same_part,
+                       refine_options={**FAST, "area_match": area_match})
+            # B vertex i sits where A vertex mirror[i] sits
+            err = np.linalg.norm(v[al.b_to_a.indices] - v[mirror], axis=1).mean()
+            flipped = np.linalg.norm(v[al.b_to_a.indices] - v, axis=1).mean()
+            assert err < 0.05 < flipped, (same_part, area_match, err, flipped)
+            if not area_match:
+                assert (al.b_to_a.indices == mirror).mean() > 0.8
 
 
 # ----------------------------------------------------------------------------- the on-disk basis cache
@@ -396,3 +403,91 @@ def test_disk_cache_survives_two_processes_writing_at_once(tmp_path, monkeypatch
         assert pr.exitcode == 0
     assert load_arrays("race", {"k": 1}) is not None
     assert not [p for p in (tmp_path / "race").iterdir() if p.name.startswith(".")]  # no temporaries left
+
+
+def _stretched_pair():
+    """A blob and a copy stretched 1.8x along x (same connectivity), labelled by the same seeds."""
+    m = blob(3)
+    mb = Mesh(m.vertices * [1.8, 1.0, 1.0], m.faces, name="blob3-stretched")
+    rng = np.random.default_rng(1)
+    seeds = rng.choice(m.n_vertices, 5, replace=False)
+    lab = np.linalg.norm(m.vertices[:, None] - m.vertices[seeds][None], axis=2).argmin(1)
+    return m, mb, lab
+
+
+def test_part_area_scale_gives_b_the_part_areas_of_a():
+    from densemap.mapping.basis import part_area_scale
+
+    m, mb, lab = _stretched_pair()
+    share_a = np.bincount(lab, m.vertex_areas) / m.area
+    share_b = np.bincount(lab, mb.vertex_areas) / mb.area
+    assert np.abs(share_a - share_b).max() > 0.01  # the stretch changed the proportions
+    f = part_area_scale(m, lab, mb, lab)
+    clear_basis_cache()
+    evals, phi, mass = laplacian_basis(mb, 12, mass_scale=f, cache=False)
+    assert mass.sum() == pytest.approx(1.0)
+    assert np.allclose(np.bincount(lab, mass), share_a, atol=1e-9)  # each part has A's share
+    assert np.allclose(phi.T @ (mass[:, None] * phi), np.eye(12), atol=1e-8)
+    assert evals[0] == pytest.approx(0.0, abs=1e-8)
+    # a uniform scale is no change of proportions: the factors are 1
+    big = Mesh(m.vertices * 3.0, m.faces, name="blob3-big")
+    assert np.allclose(part_area_scale(m, lab, big, lab), 1.0)
+    # unlabelled vertices and parts one mesh lacks keep 1
+    lb = lab.copy()
+    lb[:10] = -1
+    lb[lb == 4] = 3
+    g = part_area_scale(m, lab, mb, lb)
+    assert np.all(g[:10] == 1.0) and not np.allclose(g[10:], 1.0)
+    with pytest.raises(ValueError, match="one entry per vertex"):
+        part_area_scale(m, lab[:-1], mb, lab)
+
+
+def test_a_constant_mass_scale_changes_nothing_and_scaled_bases_are_cached_apart(tmp_path, monkeypatch):
+    monkeypatch.setenv("DENSEMAP_CACHE", str(tmp_path))
+    m = blob(2)
+    clear_basis_cache()
+    e0, p0, m0 = laplacian_basis(m, 10)
+    e1, p1, m1 = laplacian_basis(m, 10, mass_scale=np.full(m.n_vertices, 7.0))  # renormalised away
+    assert np.allclose(e1, e0, atol=1e-9) and np.allclose(m1, m0)
+    assert np.allclose(np.abs(p1[:, :4]), np.abs(p0[:, :4]), atol=1e-6)
+    f = np.where(m.vertices[:, 0] > 0, 2.0, 1.0)
+    e2, _, m2 = laplacian_basis(m, 10, mass_scale=f)
+    assert not np.allclose(e2, e0, rtol=1e-3)  # a real change of metric
+    assert np.allclose(m2, m0 * f / (m0 * f).sum())
+    assert len(list((tmp_path / "eigenbasis").glob("*.npz"))) == 3  # one file per factor set
+    clear_basis_cache()
+    e3, _, _ = laplacian_basis(m, 10, mass_scale=f)  # read back from disk
+    assert np.array_equal(e3, e2)
+    for bad in (f[:-1], -f, np.full(m.n_vertices, np.nan)):
+        with pytest.raises(ValueError, match="mass_scale must be"):
+            laplacian_basis(m, 5, mass_scale=bad)
+
+
+def test_area_matched_refinement_keeps_the_identity_and_only_scales_b(monkeypatch):
+    import densemap.mapping.refine as r
+
+    m, mb, lab = _stretched_pair()
+    parts = PartLabels(lab, [f"p{k}" for k in range(5)])
+    seen = []
+    real = r.laplacian_basis
+
+    def spy(mesh, k, **kw):
+        seen.append((mesh.name, kw.get("mass_scale") is not None))
+        return real(mesh, k, **kw)
+
+    monkeypatch.setattr(r, "laplacian_basis", spy)
+    n = m.n_vertices
+    ident = VertexMap(np.arange(n), np.zeros(n), n_target=n)
+    # the same mesh and labels on both sides: the factors are 1, the plain basis, the identity
+    out, back = refine_maps(m, m, ident, ident, same_part=True, parts_a=parts, parts_b=parts, **FAST)
+    assert seen == [("blob3", False), ("blob3", False)]
+    assert np.array_equal(out.indices, np.arange(n)) and np.array_equal(back.indices, np.arange(n))
+    seen.clear()
+    # the stretched copy: only B's basis is area-matched (A's, the template's, stays cacheable),
+    # and the true map (the identity: same connectivity) stays a fixed point
+    out, back = refine_maps(m, mb, ident, ident, same_part=True, parts_a=parts, parts_b=parts, **FAST)
+    assert seen == [("blob3", False), ("blob3-stretched", True)]
+    assert (out.indices == np.arange(n)).mean() > 0.95 and (back.indices == np.arange(n)).mean() > 0.95
+    seen.clear()
+    refine_maps(m, mb, ident, ident, same_part=True, parts_a=parts, parts_b=parts, area_match=False, **FAST)
+    assert seen == [("blob3", False), ("blob3-stretched", False)]

@@ -6,6 +6,12 @@ disk (:mod:`densemap._cache`, sub-folder ``eigenbasis``), keyed by the mesh's sh
 Laplacian kind and a format version, so aligning many meshes to one template pays for the
 template's basis once; a stored basis with at least ``k`` columns serves any smaller ``k``.
 
+``mass_scale`` reweighs the lumped mass per vertex before the eigenproblem: a conformal
+change of the metric (the cotangent stiffness is invariant under it, the mass scales with
+area). :func:`part_area_scale` gives the factors that make one mesh's part areas those of
+another, which the spectral refinement uses by default (docs/alignment.md, "Area-matched
+bases").
+
 Eigensolvers (``eigensolver=``), measured in ``benchmarks/align_speed.py``:
 
 * ``"cholmod"`` (default above 1500 vertices): shift-invert Lanczos (ARPACK through
@@ -38,7 +44,7 @@ from .._validate import check_choice
 from ..laplacian import LaplacianKind, mesh_laplacian
 from ..mesh import Mesh
 
-__all__ = ["laplacian_basis", "clear_basis_cache", "Eigensolver", "EIGEN_DENSE_MAX_VERTICES", "EIGEN_REDUCED_MIN_VERTICES"]
+__all__ = ["laplacian_basis", "part_area_scale", "clear_basis_cache", "Eigensolver", "EIGEN_DENSE_MAX_VERTICES", "EIGEN_REDUCED_MIN_VERTICES"]
 
 Eigensolver = Literal["auto", "cholmod", "superlu", "lobpcg", "dense", "reduced"]
 
@@ -132,8 +138,52 @@ def _solve(lap: sp.spmatrix, mass: np.ndarray, k: int, eigensolver: str, mesh: M
     return evals[order], evecs[:, order]
 
 
+def part_area_scale(mesh_a: Mesh, labels_a, mesh_b: Mesh, labels_b) -> np.ndarray:
+    """(V_b,) factors for B's vertex areas that give each of B's parts A's share of the area.
+
+    ``labels_a`` and ``labels_b`` number the same parts alike (-1: unlabelled). For part
+    ``p`` the factor is ``(area_A(p) / area_A) / (area_B(p) / area_B)``; unlabelled
+    vertices, and parts that one mesh lacks or that have no area, keep 1. The scaled
+    areas are then renormalised by :func:`laplacian_basis`.
+
+    The pairs densemap aligns are not isometric: a chimp's arms are longer and its legs
+    shorter than a human's, so the same eigenfunction index means different things on the
+    two meshes, and a functional map between them spreads over many frequencies. Giving B
+    A's part areas (a conformal change of B's metric) brings the two spectra closer.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from densemap.data import reference
+    >>> h = reference("human")
+    >>> f = part_area_scale(h.mesh, h.parts.labels, h.mesh, h.parts.labels)
+    >>> bool(np.allclose(f, 1.0))
+    True
+    """
+    la, lb = np.asarray(labels_a), np.asarray(labels_b)
+    if len(la) != mesh_a.n_vertices or len(lb) != mesh_b.n_vertices:
+        raise ValueError(f"labels must have one entry per vertex: got {len(la)} for {mesh_a.n_vertices} and "
+                         f"{len(lb)} for {mesh_b.n_vertices} vertices")
+    n = int(max(la.max(initial=-1), lb.max(initial=-1))) + 1
+    if n == 0:
+        return np.ones(mesh_b.n_vertices)
+    area_a, area_b = mesh_a.vertex_areas, mesh_b.vertex_areas
+    fa = np.bincount(la[la >= 0], area_a[la >= 0], n) / area_a.sum()
+    fb = np.bincount(lb[lb >= 0], area_b[lb >= 0], n) / area_b.sum()
+    ratio = np.where((fa > 0) & (fb > 0), fa / np.where(fb > 0, fb, 1.0), 1.0)
+    return np.where(lb >= 0, ratio[np.maximum(lb, 0)], 1.0)
+
+
+def _scale_key(mass_scale) -> str | None:
+    if mass_scale is None:
+        return None
+    import hashlib
+
+    return hashlib.sha1(np.ascontiguousarray(mass_scale, dtype=np.float64).tobytes()).hexdigest()
+
+
 def laplacian_basis(mesh: Mesh, k: int, *, laplacian: LaplacianKind = "cotan", eigensolver: Eigensolver = "auto",
-                    cache: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                    cache: bool = True, mass_scale=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The first ``k`` Laplace-Beltrami eigenpairs of a mesh scaled to unit area.
 
     Parameters
@@ -149,6 +199,9 @@ def laplacian_basis(mesh: Mesh, k: int, *, laplacian: LaplacianKind = "cotan", e
         100,000, else "cholmod". The caches keep exact and reduced bases apart.
     cache : bool
         Read and write the on-disk cache (the in-memory one is always used).
+    mass_scale : (V,) float, optional
+        Positive factors for the lumped vertex areas (e.g. :func:`part_area_scale`);
+        the scaled mass is renormalised to sum 1. Bases are cached per factor set.
 
     Returns
     -------
@@ -157,7 +210,8 @@ def laplacian_basis(mesh: Mesh, k: int, *, laplacian: LaplacianKind = "cotan", e
     evecs : (V, k) float
         Eigenfunctions, orthonormal for ``mass``.
     mass : (V,) float
-        Lumped vertex areas of the unit-area mesh (they sum to 1).
+        Lumped vertex areas of the unit-area mesh (they sum to 1), times ``mass_scale``
+        and renormalised when it is given.
 
     Examples
     --------
@@ -172,17 +226,29 @@ def laplacian_basis(mesh: Mesh, k: int, *, laplacian: LaplacianKind = "cotan", e
     k = int(k)
     if not 1 <= k < n:
         raise ValueError(f"k must be in 1..{n - 1} for mesh {mesh.name!r} with {n} vertices, got {k}")
-    key = (mesh.sha1, laplacian, eigensolver == "reduced" or (eigensolver == "auto" and n >= EIGEN_REDUCED_MIN_VERTICES))
+    if mass_scale is not None:
+        mass_scale = np.asarray(mass_scale, dtype=np.float64)
+        if mass_scale.shape != (n,) or not (np.isfinite(mass_scale).all() and (mass_scale > 0).all()):
+            raise ValueError(f"mass_scale must be {n} positive finite factors for mesh {mesh.name!r}, "
+                             f"got shape {mass_scale.shape}")
+    reduced = eigensolver == "reduced" or (eigensolver == "auto" and n >= EIGEN_REDUCED_MIN_VERTICES)
+    scale_key = _scale_key(mass_scale)
+    key = (mesh.sha1, laplacian, reduced, scale_key)
     hit = _BASIS_CACHE.get(key)
     if hit is None or hit[1].shape[1] < k:
         disk_key = {"what": "laplacian_basis", "format": _FORMAT, "mesh": mesh.sha1, "laplacian": laplacian,
-                    "reduced": eigensolver == "reduced" or (eigensolver == "auto" and n >= EIGEN_REDUCED_MIN_VERTICES)}
+                    "reduced": reduced}
+        if scale_key is not None:  # unscaled bases keep their earlier keys
+            disk_key["mass_scale"] = scale_key
         stored = load_arrays("eigenbasis", disk_key) if cache else None
         if stored is not None and stored["evecs"].shape[1] >= k and stored["evecs"].shape[0] == n:
             hit = (stored["evals"], stored["evecs"], stored["mass"])
         else:
             lap, mass = mesh_laplacian(mesh.vertices, mesh.faces, laplacian)
             mass = mass / mass.sum()
+            if mass_scale is not None:
+                mass = mass * mass_scale
+                mass = mass / mass.sum()
             # stray vertices have no area: a tiny mass keeps M positive definite
             mass = np.maximum(mass, 1e-12 / n)
             solver = eigensolver

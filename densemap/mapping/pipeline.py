@@ -129,8 +129,9 @@ class Aligner:
         cuts the error by 17-40 % (docs/alignment.md).
     rough_labels : bool or None
         The labels are rough (boundaries a few rings off): the consistent refinement's
-        polish step then matches across parts (``refine_options={"polish_parts": False}``,
-        unless given). None (the default) decides from the labels: rough when either
+        polish step then matches across parts, and B's eigenbasis is the plain one, not
+        matched to A's part areas (``refine_options={"polish_parts": False,
+        "area_match": False}``, unless given). None (the default) decides from the labels: rough when either
         labelling has stray islands (found whether or not they are merged), careful
         otherwise; the answer is ``rough_labels`` and goes into the metadata.
 
@@ -294,7 +295,10 @@ class Aligner:
                 ropts.setdefault("surface", surface)
                 ropts.setdefault("polish", round(POLISH_FACTOR * ropts.get("k_final", K_FINAL)))
                 if self.rough_labels and same_part:
+                    # rough labels: the polish step across parts, and the plain eigenbasis
+                    # (their part areas are too far off to match; docs/alignment.md)
                     ropts.setdefault("polish_parts", False)
+                    ropts.setdefault("area_match", False)
             # the last round gives the surface points and the polish step
             first = {**ropts, "surface": False, "polish": None} if rounds else ropts
             a_to_b, b_to_a = refine_maps(self.mesh_a, self.mesh_b, a_to_b, b_to_a, method=refine, parts_a=self.parts_a,

@@ -31,7 +31,7 @@ from .._validate import check_choice
 from ..laplacian import LaplacianKind
 from ..mesh import Mesh
 from ..parts import PartLabels, match_parts
-from .basis import EIGEN_DENSE_MAX_VERTICES, Eigensolver, clear_basis_cache, laplacian_basis
+from .basis import EIGEN_DENSE_MAX_VERTICES, Eigensolver, clear_basis_cache, laplacian_basis, part_area_scale
 from .consistent import consistent_zoomout, spectral_embeddings, spread_samples
 from .matching import MatchBackend, match_descriptors, surface_points
 from .vertex_map import VertexMap
@@ -174,6 +174,7 @@ def refine_maps(
     balance: float = 1.0,
     polish: int | None = None,
     polish_parts: bool = True,
+    area_match: bool = True,
     surface: bool = False,
     device=None,
     backend: MatchBackend = "auto",
@@ -238,6 +239,15 @@ def refine_maps(
     agree : bool
         ``"consistent"``: one functional map for both directions (see
         :func:`~densemap.mapping.consistent.consistent_zoomout`).
+    area_match : bool
+        ``"consistent"`` with ``parts_a`` and ``parts_b``: compute B's eigenbasis with
+        its vertex areas scaled so that each part has A's share of the area
+        (:func:`~densemap.mapping.basis.part_area_scale`, a conformal change of B's
+        metric). A's basis is unchanged, so a template's cached basis serves every animal.
+        It lowers the error on every pair whose proportions differ (docs/alignment.md,
+        "Area-matched bases"), but needs careful labels: rough ones give wrong areas
+        (:class:`~densemap.mapping.pipeline.Aligner` turns it off for labels it takes
+        for rough). False is the plain basis; ``"zoomout"`` never uses it.
     surface : bool
         ``"consistent"``: also give each map surface points, the closest point in the
         final embedding within the matched vertex's cell (the part of its one-ring
@@ -279,8 +289,15 @@ def refine_maps(
         polish = k_basis if k_basis > k_max else None  # a mesh too small for more: no polish
     from tqdm.auto import tqdm
 
-    bases = [laplacian_basis(m, k_basis, laplacian=laplacian, eigensolver=eigensolver)
-             for m in tqdm((mesh_a, mesh_b), desc="Laplacian eigenbases", unit="mesh", disable=not progress, leave=False)]
+    scales = [None, None]
+    if method == "consistent" and area_match and parts_a is not None and parts_b is not None:
+        pb = parts_b if same_part else match_parts(parts_a.check_mesh(mesh_a), parts_b.check_mesh(mesh_b))
+        f = part_area_scale(mesh_a, parts_a.labels, mesh_b, pb.labels)
+        # parts already in proportion (a remesh, a posed copy): the plain basis, cached once
+        scales[1] = None if np.abs(f - 1.0).max() <= 1e-9 else f
+    bases = [laplacian_basis(m, k_basis, laplacian=laplacian, eigensolver=eigensolver, mass_scale=f)
+             for m, f in tqdm(list(zip((mesh_a, mesh_b), scales)), desc="Laplacian eigenbases", unit="mesh",
+                              disable=not progress, leave=False)]
     (_, phi_a, mass_a), (_, phi_b, mass_b) = bases
     if method == "zoomout":
         ia, ib = zoomout(
