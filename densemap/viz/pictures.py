@@ -149,6 +149,17 @@ def _render(panels: list[dict], shape: tuple[int, int], path, *, size, up, front
     return pic
 
 
+TITLE_SIZE = 12  # pyvista font size of a panel's title, when it fits
+_TITLE_PX_PER_CHAR = 1.3  # measured: a character of the titles' font is about 1.3 px wide per font size unit
+
+
+def _title_size(title: str, panel_px: float) -> int:
+    """The title's font size: ``TITLE_SIZE``, smaller when the title would not fit in 90 %
+    of its panel's width (side-by-side titles of narrow panels would run into each other)."""
+    fit = int(0.9 * panel_px / (_TITLE_PX_PER_CHAR * max(len(title), 1)))
+    return max(6, min(TITLE_SIZE, fit))
+
+
 def _render_vtk(pv, panels, shape, size, col_weights, legend_px, entries, ids_as_colors) -> np.ndarray:
     rows, cols = shape
     width, height = size
@@ -199,7 +210,9 @@ def _render_vtk(pv, panels, shape, size, col_weights, legend_px, entries, ids_as
             pl.reset_camera()
             pl.renderer.ResetCameraScreenSpace(_FILL)  # fit the projected mesh, not its bounding sphere
             if p.get("title") and not ids_as_colors:
-                pl.add_text(p["title"], position="upper_edge", font_size=12, color="black")
+                panel_px = (width - legend_px) / cols
+                pl.add_text(p["title"], position="upper_edge", font_size=_title_size(p["title"], panel_px),
+                            color="black")
         if legend_px:
             pl.subplot(0, cols)
             _add_legend(pv, pl.renderer, entries)
