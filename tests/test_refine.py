@@ -461,6 +461,10 @@ def test_a_constant_mass_scale_changes_nothing_and_scaled_bases_are_cached_apart
     for bad in (f[:-1], -f, np.full(m.n_vertices, np.nan)):
         with pytest.raises(ValueError, match="mass_scale must be"):
             laplacian_basis(m, 5, mass_scale=bad)
+    zero = f.copy()
+    zero[7] = 0.0
+    with pytest.raises(ValueError, match=r"got 0.0 at vertex 7 \(1 such\)"):  # names the first offender
+        laplacian_basis(m, 5, mass_scale=zero)
 
 
 def test_area_matched_refinement_keeps_the_identity_and_only_scales_b(monkeypatch):

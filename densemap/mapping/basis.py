@@ -228,9 +228,13 @@ def laplacian_basis(mesh: Mesh, k: int, *, laplacian: LaplacianKind = "cotan", e
         raise ValueError(f"k must be in 1..{n - 1} for mesh {mesh.name!r} with {n} vertices, got {k}")
     if mass_scale is not None:
         mass_scale = np.asarray(mass_scale, dtype=np.float64)
-        if mass_scale.shape != (n,) or not (np.isfinite(mass_scale).all() and (mass_scale > 0).all()):
+        if mass_scale.shape != (n,):
             raise ValueError(f"mass_scale must be {n} positive finite factors for mesh {mesh.name!r}, "
                              f"got shape {mass_scale.shape}")
+        bad = np.flatnonzero(~(np.isfinite(mass_scale) & (mass_scale > 0)))
+        if len(bad):
+            raise ValueError(f"mass_scale must be {n} positive finite factors for mesh {mesh.name!r}, "
+                             f"got {mass_scale[bad[0]]} at vertex {bad[0]} ({len(bad)} such)")
     reduced = eigensolver == "reduced" or (eigensolver == "auto" and n >= EIGEN_REDUCED_MIN_VERTICES)
     scale_key = _scale_key(mass_scale)
     key = (mesh.sha1, laplacian, reduced, scale_key)
