@@ -40,7 +40,7 @@ from alignment_accuracy import human_distances, load_eval_pair, truth_vertex_map
 from densemap.data import reference  # noqa: E402
 from densemap.mapping import Aligner  # noqa: E402
 from densemap.mapping.basis import laplacian_basis  # noqa: E402
-from densemap.mapping.consistent import _fmap, spectral_embeddings  # noqa: E402
+from densemap.mapping.consistent import _fmap, _agreed_fmaps, spectral_embeddings  # noqa: E402
 from densemap.mapping.pipeline import POLISH_FACTOR  # noqa: E402
 from densemap.mapping.refine import K_FINAL  # noqa: E402
 from densemap.mapping.within_parts import _balanced  # noqa: E402
@@ -52,8 +52,7 @@ HYBRID = (60, 120)
 
 def fmaps(phi_a, mass_a, phi_b, mass_b, a_to_b, b_to_a):
     """(C_ab, C_ba) of two vertex maps, averaged over the directions as the refinement does."""
-    c_ab, c_ba = _fmap(phi_a, mass_a, phi_b, a_to_b), _fmap(phi_b, mass_b, phi_a, b_to_a)
-    return 0.5 * (c_ab + c_ba.T), 0.5 * (c_ab.T + c_ba)
+    return _agreed_fmaps(_fmap(phi_a, mass_a, phi_b, a_to_b), _fmap(phi_b, mass_b, phi_a, b_to_a))
 
 
 def one_step(phi_a, mass_a, phi_b, mass_b, c_ab, c_ba, labels_a=None, labels_b=None) -> np.ndarray:

@@ -169,6 +169,12 @@ def _desc_scale(desc_a, desc_b) -> float:
     return 1.0 / rms if rms > 0 else 0.0
 
 
+def _agreed_fmaps(c_ab: np.ndarray, c_ba: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """One functional map for both directions: the mean of ``C_ab`` and ``C_ba.T`` (they are
+    each other's transposes for an isometry of unit-area shapes), and its transpose."""
+    return 0.5 * (c_ab + c_ba.T), 0.5 * (c_ab.T + c_ba)
+
+
 def consistent_zoomout(phi_a, mass_a, phi_b, mass_b, a_to_b, b_to_a, *, k_init: int = 20, step: int = 5,
                        bijective_weight: float = 1.0, labels_a=None, labels_b=None, desc_a=None, desc_b=None,
                        desc_weight: float = 0.0, samples_a=None, samples_b=None, agree: bool = True,
@@ -297,7 +303,7 @@ def consistent_zoomout(phi_a, mass_a, phi_b, mass_b, a_to_b, b_to_a, *, k_init: 
     c_ab = c_ba = None
 
     def agreed(c_ab, c_ba):  # one functional map for both directions (``agree``)
-        return (0.5 * (c_ab + c_ba.T), 0.5 * (c_ab.T + c_ba)) if agree else (c_ab, c_ba)
+        return _agreed_fmaps(c_ab, c_ba) if agree else (c_ab, c_ba)
 
     def fmaps(pa, pb):
         c_ab = _fmap(pa[sa], ma, pb, ab)

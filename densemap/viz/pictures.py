@@ -179,6 +179,7 @@ def _render_vtk(pv, panels, shape, size, col_weights, legend_px, entries, ids_as
         theme=theme,
         lighting="none" if ids_as_colors else "light kit",
     )
+    panel_px = (width - legend_px) / cols  # a mesh panel's width (the legend column takes legend_px)
     try:
         if ids_as_colors:
             pl.disable_anti_aliasing(all_renderers=True)
@@ -210,7 +211,6 @@ def _render_vtk(pv, panels, shape, size, col_weights, legend_px, entries, ids_as
             pl.reset_camera()
             pl.renderer.ResetCameraScreenSpace(_FILL)  # fit the projected mesh, not its bounding sphere
             if p.get("title") and not ids_as_colors:
-                panel_px = (width - legend_px) / cols
                 pl.add_text(p["title"], position="upper_edge", font_size=_title_size(p["title"], panel_px),
                             color="black")
         if legend_px:
