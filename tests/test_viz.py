@@ -328,6 +328,31 @@ def test_transfer_mirror_map_changes_b(gl, sphere, tmp_path):
     assert np.mean(np.abs(np.roll(b, 1, axis=1) - a) < 40) > 0.9 or np.mean(np.abs(b - a) < 40) > 0.9
 
 
+_RENDER_THEN_TORCHVISION = """
+import sys
+import numpy as np
+from densemap import viz
+from densemap.mesh import Mesh
+from densemap.parts import PartLabels
+v = np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1.0]])
+f = np.array([[0, 2, 1], [0, 1, 3], [0, 3, 2], [1, 2, 3]])
+viz.render_parts(Mesh(v, f), PartLabels(np.array([0, 0, 1, 1]), ["a", "b"]), path=sys.argv[1], fallback=False)
+import torchvision  # noqa: F401 - pulls in triton, whose LLVM crashed after Mesa's
+print("imported")
+"""
+
+
+@pytest.mark.gl
+def test_torchvision_imports_after_an_in_process_picture(gl, tmp_path):
+    # Mesa's LLVM loaded first made triton's static initialisers segfault (signal 11);
+    # densemap.viz loads triton's library before VTK (gl.load_triton_first)
+    pytest.importorskip("triton")
+    proc = subprocess.run([sys.executable, "-c", _RENDER_THEN_TORCHVISION, str(tmp_path / "p.png")],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.split() == ["imported"] and (tmp_path / "p.png").exists()
+
+
 @pytest.mark.gl
 def test_render_meshes_side_by_side(gl, sphere, parts, tmp_path):
     small = Mesh(sphere.vertices * 0.5, sphere.faces, name="small")

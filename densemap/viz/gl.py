@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ctypes.util
 import functools
+import importlib.util
 import os
 import re
 import subprocess
@@ -19,7 +20,7 @@ import threading
 
 from ..errors import GLBackendError
 
-__all__ = ["check_offscreen_gl"]
+__all__ = ["check_offscreen_gl", "load_triton_first"]
 
 _ENV = "VTK_DEFAULT_OPENGL_WINDOW"
 # backend name -> (VTK render window class, shared library find_library looks for)
@@ -164,3 +165,36 @@ def check_offscreen_gl() -> str:
         raise GLBackendError(f"no off-screen OpenGL backend works for VTK (tried {tried}). {_INSTALL_HINT}")
     os.environ[_ENV] = _BACKENDS[backend][0]
     return backend
+
+
+@functools.cache
+def load_triton_first() -> bool:
+    """Load triton's native library (when triton is installed) before VTK's OpenGL does.
+
+    Mesa's software OpenGL (llvmpipe) loads its own LLVM. torch's CUDA wheels pull in
+    triton, whose ``libtriton.so`` carries another LLVM; loaded *after* Mesa's, its static
+    initialisers bind to Mesa's LLVM symbols and the process segfaults (in
+    ``_GLOBAL__sub_I_PassBuilder.cpp``), e.g. on ``import torchvision`` after an in-process
+    picture. Loaded first, each keeps its own, and both work. So this loads the library
+    (``ctypes``, private symbols, ~0.05 s; not the ``triton`` package) once per process
+    before pyvista is imported; Python's later import of the same file reuses it.
+    Written by hand: neither VTK, pyvista nor triton guards against the clash.
+
+    Returns
+    -------
+    bool
+        Whether the library was loaded here (False: triton is not installed, or it could not be loaded).
+    """
+    try:
+        spec = importlib.util.find_spec("triton")
+    except (ImportError, ValueError):
+        return False
+    for folder in (spec.submodule_search_locations or []) if spec is not None else []:
+        lib = os.path.join(folder, "_C", "libtriton.so")
+        if os.path.exists(lib):
+            try:
+                ctypes.CDLL(lib, mode=getattr(os, "RTLD_LOCAL", 0))
+            except OSError:
+                return False
+            return True
+    return False

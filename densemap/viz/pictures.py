@@ -29,7 +29,7 @@ import numpy as np
 from ..errors import GLBackendError
 from ..mesh import Mesh
 from ..parts import PartLabels
-from .gl import check_offscreen_gl
+from .gl import check_offscreen_gl, load_triton_first
 from .palette import BACKGROUND_COLOR, colour_spec, color_field, to_u8
 from .picture import Picture, _png_path, write_png
 
@@ -44,6 +44,7 @@ VIEWS = ("front", "back", "left", "right", "top", "bottom")
 
 def _pyvista():
     check_offscreen_gl()
+    load_triton_first()  # before VTK loads Mesa's LLVM: see its docstring
     import pyvista
 
     return pyvista
