@@ -189,7 +189,9 @@ def load_triton_first() -> bool:
         spec = importlib.util.find_spec("triton")
     except (ImportError, ValueError):
         return False
-    for folder in (spec.submodule_search_locations or []) if spec is not None else []:
+    if spec is None:
+        return False
+    for folder in spec.submodule_search_locations or []:
         lib = os.path.join(folder, "_C", "libtriton.so")
         if os.path.exists(lib):
             try:
