@@ -220,13 +220,3 @@ def test_default_chunk_scales_with_free_device_memory():
     assert default_chunk("cuda", 140 * 2**30) == 2**26  # capped
     assert default_chunk("cuda", 2**20) == 2**18  # floor
 
-
-def test_titles_of_narrow_panels_shrink_to_fit():
-    from densemap.viz.pictures import TITLE_SIZE, _TITLE_PX_PER_CHAR, _title_size
-
-    assert _title_size("back", 400) == TITLE_SIZE  # a short title keeps its size
-    long = "A: reference human (front)"
-    size = _title_size(long, 385)  # the parts picture: two panels beside the legend in 1000 px
-    assert size < TITLE_SIZE and size * _TITLE_PX_PER_CHAR * len(long) <= 0.9 * 385
-    assert _title_size(long, 385) <= _title_size(long, 500) <= TITLE_SIZE  # wider panels, no smaller
-    assert _title_size("x" * 500, 100) == 6  # never below a readable size

@@ -329,6 +329,17 @@ def test_transfer_mirror_map_changes_b(gl, sphere, tmp_path):
     assert np.mean(np.abs(np.roll(b, 1, axis=1) - a) < 40) > 0.9 or np.mean(np.abs(b - a) < 40) > 0.9
 
 
+def test_titles_of_narrow_panels_shrink_to_fit():
+    from densemap.viz.pictures import TITLE_SIZE, _TITLE_PX_PER_CHAR, _title_size
+
+    assert _title_size("back", 400) == TITLE_SIZE  # a short title keeps its size
+    long = "A: reference human (front)"
+    size = _title_size(long, 385)  # the parts picture: two panels beside the legend in 1000 px
+    assert size < TITLE_SIZE and size * _TITLE_PX_PER_CHAR * len(long) <= 0.9 * 385
+    assert _title_size(long, 385) <= _title_size(long, 500) <= TITLE_SIZE  # wider panels, no smaller
+    assert _title_size("x" * 500, 100) == 6  # never below a readable size
+
+
 _RENDER_THEN_TORCHVISION = """
 import sys
 import numpy as np
