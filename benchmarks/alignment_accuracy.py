@@ -2,8 +2,9 @@
 
 Pairs (mesh A is always the embedded human with its 32 parts): ``chimp`` (the embedded
 chimp), ``asym6k`` and ``fine50k`` (``scripts/make_eval_pairs.py``: built on first use and
-cached). Label sets of B: ``clean``, ``noisy`` (boundaries moved, islands) and ``coarse``
-(the 32 parts merged into 5 on both meshes). For each row this prints, for the B -> A
+cached). Label sets of B: ``clean``, ``noisy`` (boundaries moved, islands), ``noisy-s1``,
+``noisy-s2``, ... (further draws of the same noise, ``make_eval_pairs.noisy_draw``) and
+``coarse`` (the 32 parts merged into 5 on both meshes). For each row this prints, for the B -> A
 map (the direction with ground truth) as vertex map and as surface-point map:
 
 * the geodesic error on the human between the mapped point and the true point, over
@@ -22,7 +23,7 @@ map (the direction with ground truth) as vertex map and as surface-point map:
   on B of each human vertex: the nearest B vertex laid on the human).
 
     OMP_WAIT_POLICY=PASSIVE nice -n 19 python benchmarks/alignment_accuracy.py \\
-        [--pairs chimp,asym6k,fine50k] [--labels clean,noisy,coarse] [--configs default,paper] [--json out.json]
+        [--pairs chimp,asym6k,fine50k] [--labels clean,noisy,noisy-s1,coarse] [--configs default,paper] [--json out.json]
 
 Configurations are named in ``CONFIGS`` (``default`` = ``densemap align``'s defaults).
 """
@@ -165,6 +166,12 @@ def evaluate(name, variant, config, *, dist, cache):
     mesh_b, labels, (gf, gb) = cache.setdefault(("pair", name), load_eval_pair(name))
     if variant == "coarse":
         pa, pb = coarse(human.parts), coarse(labels["clean"])
+    elif variant.startswith("noisy-s"):
+        from make_eval_pairs import noisy_draw
+
+        if variant not in labels:
+            labels[variant] = noisy_draw(mesh_b, labels["clean"], int(variant[len("noisy-s"):]))
+        pa, pb = human.parts, labels[variant]
     else:
         pa, pb = human.parts, labels[variant]
     truth_b = labels["clean"] if variant != "coarse" else pb
@@ -188,7 +195,7 @@ def evaluate(name, variant, config, *, dist, cache):
         dom = sc[np.arange(len(sc)), np.argmax(sw, 1)]
     else:
         err_s, dom = err_v, b2a.indices
-    lab_a, lab_b = pa.labels, aligner.parts_b.labels if variant == "coarse" else None
+    lab_a = pa.labels
     # part agreement against B's true (clean) labels, renumbered to A's part order
     from densemap.parts import match_parts
 
@@ -216,12 +223,12 @@ def evaluate(name, variant, config, *, dist, cache):
     return row
 
 
-HEADER = (f"{'pair':8s} {'labels':6s} {'config':16s} | {'mean':>6s} {'p90':>6s} {'parts':>6s} | {'s.mean':>6s} "
+HEADER = (f"{'pair':8s} {'labels':8s} {'config':16s} | {'mean':>6s} {'p90':>6s} {'parts':>6s} | {'s.mean':>6s} "
           f"{'s.p90':>6s} {'s.part':>6s} | {'collapse (x gt)':>16s} {'cover (gt)':>12s} | {'A->B coll.':>11s} | {'time':>6s}")
 
 
 def fmt(r):
-    return (f"{r['pair']:8s} {r['labels']:6s} {r['config']:16s} | {r['mean']:6.4f} {r['p90']:6.4f} "
+    return (f"{r['pair']:8s} {r['labels']:8s} {r['config']:16s} | {r['mean']:6.4f} {r['p90']:6.4f} "
             f"{r['part_agreement']:6.3f} | {r['surface_mean']:6.4f} {r['surface_p90']:6.4f} "
             f"{r['surface_part_agreement']:6.3f} | {r['collapse']:6.3f} ({r['collapse_ratio']:4.2f}x) "
             f"{r['coverage']:5.3f} ({r['coverage_gt']:4.2f}) | {r['collapse_ab_ratio']:5.2f}x | {r['seconds']:6.1f}")
@@ -242,7 +249,7 @@ def main(argv=None):
     for name in args.pairs.split(","):
         print(floor_row(name, cache, dist), flush=True)
         for variant in args.labels.split(","):
-            if variant == "noisy" and name == "chimp":
+            if variant.startswith("noisy") and name == "chimp":
                 continue  # the embedded chimp has no noisy labelling
             for config in args.configs.split(","):
                 row = evaluate(name, variant, config, dist=dist, cache=cache)
