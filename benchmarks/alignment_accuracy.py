@@ -86,6 +86,11 @@ CONFIGS: dict[str, dict] = {
     "no-landmarks": {"landmark_rounds": 0},  # the default without the self-landmark stage (coarse labels)
     "landmarks3": {"landmark_rounds": 3},  # the stage forced on (fine labels)
     "landmarks3-pen0.15": {"landmark_rounds": 3, "refine_options": {"label_penalty": 0.15}},
+    # the first match on the descriptors as they are, not standardised per part (the default before 2026-12-04)
+    "plain-match": {"standardize_parts": False},
+    "plain-match-careful": {"standardize_parts": False, "rough_labels": False},
+    "plain-match-area-matched-rough": {"standardize_parts": False, "rough_labels": True,
+                                       "refine_options": {"area_match": True}},
 }
 
 

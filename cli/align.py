@@ -24,6 +24,10 @@ from .options import (check_outputs, device_option, echo_log, echo_result, libra
               show_default=True, help="Descriptor column normalisation ('part' is the paper's).")
 @click.option("--same-part/--any-part", default=True, show_default=True,
               help="Match (and refine) only between vertices of the same part.")
+@click.option("--standardized-match/--plain-match", "standardize_parts", default=True, show_default=True,
+              help="The first match within each part compares the part's descriptors centred and scaled over "
+                   "the part on each mesh, so different proportions do not shift it (docs/alignment.md); "
+                   "--plain-match compares them as they are (the paper).")
 @click.option("--refine", type=click.Choice(["consistent", "zoomout", "none"]), default="consistent",
               show_default=True,
               help="Spectral refinement of both maps: together with a bijectivity term, the paper's ZoomOut "
@@ -55,8 +59,9 @@ from .options import (check_outputs, device_option, echo_log, echo_result, libra
                    "(outputs keep the files' vertex ids); without it such meshes are refused.")
 @click.pass_context
 @library_errors
-def align(ctx, mesh_a, mesh_b, parts_a, parts_b, out_dir, device, weighting, sources, normalize, same_part, refine,
-          no_refine, landmark_rounds, rough_labels, area_match, keep_islands, render, view, repair):
+def align(ctx, mesh_a, mesh_b, parts_a, parts_b, out_dir, device, weighting, sources, normalize, same_part,
+          standardize_parts, refine, no_refine, landmark_rounds, rough_labels, area_match, keep_islands, render, view,
+          repair):
     """Align MESH_A and MESH_B (default: the embedded human and chimpanzee).
 
     Writes alignment.npz, descriptors_a.npy, descriptors_b.npy, report.json, PNG
@@ -83,7 +88,8 @@ def align(ctx, mesh_a, mesh_b, parts_a, parts_b, out_dir, device, weighting, sou
     talk = verbosity(ctx) > 0
     run = run_align(mesh_a, mesh_b, parts_a=parts_a, parts_b=parts_b, out_dir=out_dir, device=resolve_device(device),
                     render=render, progress=talk, repair=repair, view=view, weighting=weighting, normalize=normalize,
-                    same_part=same_part, refine=refine, merge_islands=not keep_islands, rough_labels=rough_labels,
+                    same_part=same_part, standardize_parts=standardize_parts, refine=refine,
+                    merge_islands=not keep_islands, rough_labels=rough_labels,
                     **source_option)
     if run.pictures_skipped:
         echo_log(ctx, f"pictures skipped: {run.pictures_skipped}")

@@ -125,35 +125,32 @@ def test_align_errors(tmp_path):
     assert r.exit_code == 2 and "Invalid value for --rough-labels: needs the consistent refinement" in r.output
 
 
-def test_align_rough_labels_reaches_the_refinement(tmp_path):
+def _self_align(tmp_path, *flags):
+    """``densemap align`` of an 8-part icosphere against itself with ``flags``: (CLI result, report)."""
     a = icosphere(2)
     good = _grouped_obj(tmp_path / "a.obj", a, octant_parts(a))
+    out = tmp_path / ("_".join(flags) or "default")
+    r = CliRunner().invoke(main, ["align", str(good), str(good), "--no-render", "--sources", "4", *flags,
+                                  "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    # the mesh against itself: still the identity
+    if "--no-refine" not in flags:
+        assert np.array_equal(np.load(out / "alignment.npz")["b_to_a.indices"], np.arange(a.n_vertices))
+    return r, json.loads((out / "report.json").read_text())
+
+
+def test_align_rough_labels_reaches_the_refinement(tmp_path):
     for flag, rough in (("--rough-labels", True), ("--careful-labels", False), (None, False)):
-        out = tmp_path / str(flag)
-        r = CliRunner().invoke(main, ["align", str(good), str(good), "--no-render", "--sources", "4",
-                                      *([flag] if flag else []), "-o", str(out)])
-        assert r.exit_code == 0, r.output
-        report = json.loads((out / "report.json").read_text())
+        r, report = _self_align(tmp_path, *([flag] if flag else []))
         # clean labels (no islands) are careful unless the flag says otherwise
         assert report["rough_labels"] is rough and ("labels treated as rough" in r.output) == rough
-        # the mesh against itself: still the identity
-        npz = np.load(out / "alignment.npz")
-        assert np.array_equal(npz["b_to_a.indices"], np.arange(a.n_vertices))
 
 
 def test_align_basis_flag_reaches_the_refinement(tmp_path):
-    a = icosphere(2)
-    good = _grouped_obj(tmp_path / "a.obj", a, octant_parts(a))
     for flag, want in (("--plain-basis", {"area_match": False}), ("--area-matched-basis", {"area_match": True}),
                        (None, {})):
-        out = tmp_path / str(flag)
-        r = CliRunner().invoke(main, ["align", str(good), str(good), "--no-render", "--sources", "4",
-                                      *([flag] if flag else []), "-o", str(out)])
-        assert r.exit_code == 0, r.output
-        report = json.loads((out / "report.json").read_text())
-        assert report["options"]["refine_options"] == want
-        npz = np.load(out / "alignment.npz")
-        assert np.array_equal(npz["b_to_a.indices"], np.arange(a.n_vertices))
+        assert _self_align(tmp_path, *([flag] if flag else []))[1]["options"]["refine_options"] == want
+    good = tmp_path / "a.obj"
     r = _invoke(good, good, "--plain-basis", "--refine", "zoomout")
     assert r.exit_code == 2 and "Invalid value for --area-matched-basis/--plain-basis: needs the consistent" in r.output
 
@@ -209,3 +206,11 @@ def test_align_merges_a_stray_island_and_says_so(tmp_path):
     # kept, the island's vertices are sent into the other octant, far away
     b2a = np.load(tmp_path / "kept" / "alignment.npz")["b_to_a.indices"]
     assert (lab[b2a[ring]] == 7).all() and np.linalg.norm(a.vertices[b2a[ring]] - a.vertices[ring], axis=1).min() > 1
+
+
+def test_align_match_flag_reaches_the_first_match(tmp_path):
+    for flag, want in (("--plain-match", False), ("--standardized-match", True), (None, True)):
+        assert _self_align(tmp_path, *([flag] if flag else []))[1]["options"]["standardize_parts"] is want
+    # matching across parts has no part to standardise over: recorded as off
+    report = _self_align(tmp_path, "--any-part", "--no-refine")[1]
+    assert report["options"]["standardize_parts"] is False

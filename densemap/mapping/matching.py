@@ -20,7 +20,7 @@ from ..parts import PartLabels
 from ..surface import closest_point_from_edges, surface_positions, vertex_face_incidence
 from .vertex_map import VertexMap
 
-__all__ = ["MatchBackend", "match_descriptors", "surface_points", "as_descriptor_array"]
+__all__ = ["MatchBackend", "match_descriptors", "standardize_part", "surface_points", "as_descriptor_array"]
 
 MatchBackend = Literal["auto", "kdtree", "torch"]
 
@@ -108,6 +108,9 @@ def match_descriptors(
     chunk: int | None = None,
     source_name: str = "source",
     target_name: str = "target",
+    standardize: bool = False,
+    weights_src=None,
+    weights_tgt=None,
 ) -> VertexMap:
     """Match every source vertex to the target vertex with the nearest descriptor (L2).
 
@@ -132,6 +135,14 @@ def match_descriptors(
         Source rows per distance block (default: about 2**24 distances per block on the
         CPU, 2**26 on CUDA). The torch path ranks float32 distances and re-ranks the best
         candidates in float64, so it returns the KD-tree's matches (exact ties aside).
+    standardize : bool
+        With ``same_part``: compare each part's descriptors after centring and scaling
+        them over the part on each mesh (:func:`standardize_part`), so the match follows
+        the shape of the descriptors within the part, not their offset and spread, which
+        the two meshes' proportions change (docs/alignment.md). Unlabelled source
+        vertices, and parts missing from the target, match the raw descriptors anywhere.
+    weights_src, weights_tgt : (V,) float, optional
+        Vertex weights of those means (e.g. vertex areas; default: equal).
 
     Returns
     -------
@@ -176,11 +187,40 @@ def match_descriptors(
         for k in np.unique(ls):
             rows = np.flatnonzero(ls == k)
             cols = np.flatnonzero(lt == k) if k >= 0 else np.arange(len(tgt))
+            q, t = src[rows], None
             if len(cols) == 0:  # a part missing from the target: match anywhere
                 cols = np.arange(len(tgt))
-            i, d = nn(src[rows], tgt[cols])
+            elif standardize and k >= 0:
+                q = standardize_part(q, _weights(weights_src, rows))
+                t = standardize_part(tgt[cols], _weights(weights_tgt, cols))
+            i, d = nn(q, tgt[cols] if t is None else t)
             idx[rows], dist[rows] = cols[i], d
     return VertexMap(idx, dist, source_name=source_name, target_name=target_name, n_target=len(tgt))
+
+
+def _weights(w, rows):
+    return None if w is None else np.asarray(w, dtype=np.float64)[rows]
+
+
+def standardize_part(desc: np.ndarray, weights=None) -> np.ndarray:
+    """One part's descriptors (n, L) centred on their (weighted) mean and divided by their
+    RMS distance from it (one scale for all columns, so their relative weights stay).
+
+    Distances to the other parts shift and stretch together with the proportions: a foot
+    at the end of a shorter leg has every column lower, and the plain nearest neighbour
+    then follows that offset (on the asymmetric test pair it turned whole feet toe to
+    heel). Standardised, the match compares where each vertex lies *within* the part.
+    A part whose descriptors are all equal is only centred.
+
+    >>> standardize_part(np.array([[1.0, 2.0], [3.0, 2.0]]))
+    array([[-1.,  0.],
+           [ 1.,  0.]])
+    """
+    d = np.asarray(desc, dtype=np.float64)
+    w = np.full(len(d), 1.0 / max(len(d), 1)) if weights is None else np.asarray(weights, np.float64) / np.sum(weights)
+    centred = d - w @ d
+    rms = float(np.sqrt(w @ (centred * centred).sum(1)))
+    return centred / rms if rms > 0 else centred
 
 
 _CELL = 0.49  # "cell" surface points: the matched vertex keeps a barycentric weight >= 1 - _CELL

@@ -225,6 +225,7 @@ class Aligner:
         out = {
             "orientation": descriptor_options.pop("orientation", DEFAULT_ORIENTATION),
             "same_part": same_part,
+            "standardize_parts": bool(descriptor_options.pop("standardize_parts", True)) and same_part,
             "refine": refine or False,
             "refine_options": dict(refine_options or {}),
             "surface": surface,
@@ -242,12 +243,13 @@ class Aligner:
             out["t"] = self.t
         return out
 
-    def _match(self, desc_a, desc_b, same_part: bool) -> tuple[VertexMap, VertexMap]:
-        kw = dict(same_part=same_part, device=self.device)
-        a_to_b = match_descriptors(desc_a, desc_b, parts_src=self.parts_a, parts_tgt=self.parts_b,
-                                   source_name=self.mesh_a.name, target_name=self.mesh_b.name, **kw)
-        b_to_a = match_descriptors(desc_b, desc_a, parts_src=self.parts_b, parts_tgt=self.parts_a,
-                                   source_name=self.mesh_b.name, target_name=self.mesh_a.name, **kw)
+    def _match(self, desc_a, desc_b, same_part: bool, standardize: bool = False) -> tuple[VertexMap, VertexMap]:
+        kw = dict(same_part=same_part, device=self.device, standardize=standardize)
+        wa, wb = self.mesh_a.vertex_areas, self.mesh_b.vertex_areas
+        a_to_b = match_descriptors(desc_a, desc_b, parts_src=self.parts_a, parts_tgt=self.parts_b, weights_src=wa,
+                                   weights_tgt=wb, source_name=self.mesh_a.name, target_name=self.mesh_b.name, **kw)
+        b_to_a = match_descriptors(desc_b, desc_a, parts_src=self.parts_b, parts_tgt=self.parts_a, weights_src=wb,
+                                   weights_tgt=wa, source_name=self.mesh_b.name, target_name=self.mesh_a.name, **kw)
         return a_to_b, b_to_a
 
     def align(self, *, descriptors: tuple | None = None, same_part: bool = True, refine: bool | RefineMethod = "consistent",
@@ -284,7 +286,7 @@ class Aligner:
         t0 = time.perf_counter()
         # matching and refinement see the orientation columns too; the result keeps (V, L)
         ext_a, ext_b = with_orientation(self.mesh_a, desc_a, self.mesh_b, desc_b, float(options["orientation"]))
-        a_to_b, b_to_a = self._match(ext_a, ext_b, same_part)
+        a_to_b, b_to_a = self._match(ext_a, ext_b, same_part, options["standardize_parts"])
         stage("match", t0)
         if refine:
             from .refine import K_FINAL, refine_maps
@@ -415,6 +417,10 @@ def align(
     same_part : bool
         Match (and refine) only within the same part (default; see docs/alignment.md
         for the measurements behind the defaults).
+    standardize_parts (keyword, default True)
+        With ``same_part``, the first match compares each part's descriptors centred and
+        scaled over the part on each mesh (``match_descriptors(standardize=True)``);
+        False compares them as they are (the paper's form).
     refine : bool or {"consistent", "zoomout"}
         Spectral refinement of both maps (:func:`densemap.mapping.refine.refine_maps`):
         "consistent" (the default; True means it) refines both directions with a
