@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from conftest import icosphere
 
 from densemap.mapping import align, match_descriptors
@@ -51,11 +52,15 @@ def test_standardized_match_recovers_a_shifted_and_scaled_part():
     assert np.array_equal(plain.indices[:40], truth[:40])
     assert (plain.indices[40:] != truth[40:]).mean() > 0.5
     assert np.array_equal(std.indices, truth)
+    # the distances stay in the descriptors' own units, as with the plain match
+    np.testing.assert_allclose(std.distances, np.linalg.norm(src - tgt[std.indices], axis=1))
     # weights follow the vertices: permuted with them, the answer is the same
     w = np.random.default_rng(2).uniform(0.5, 2.0, 80)
     std_w = match_descriptors(src, tgt, parts_src=lab, parts_tgt=lt, same_part=True, standardize=True,
                               weights_src=w, weights_tgt=w[np.argsort(truth)])  # tgt row j is src row perm[j]
     assert np.array_equal(std_w.indices, truth)
+    with pytest.raises(ValueError, match="weights_tgt has 79 values but the descriptors have 80 rows"):
+        match_descriptors(src, tgt, parts_src=lab, parts_tgt=lt, same_part=True, standardize=True, weights_tgt=w[:79])
 
 
 def test_standardized_match_leaves_unlabelled_and_missing_parts_raw():

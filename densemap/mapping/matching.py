@@ -184,22 +184,33 @@ def match_descriptors(
             raise ValueError("same_part=True needs parts_src and parts_tgt")
         ls = _labels(parts_src, len(src), "parts_src")
         lt = _labels(parts_tgt, len(tgt), "parts_tgt")
+        ws = _weights(weights_src, len(src), "weights_src")
+        wt = _weights(weights_tgt, len(tgt), "weights_tgt")
         for k in np.unique(ls):
             rows = np.flatnonzero(ls == k)
             cols = np.flatnonzero(lt == k) if k >= 0 else np.arange(len(tgt))
-            q, t = src[rows], None
-            if len(cols) == 0:  # a part missing from the target: match anywhere
+            within = k >= 0 and len(cols) > 0
+            if not within:  # unlabelled, or a part missing from the target: match anywhere
                 cols = np.arange(len(tgt))
-            elif standardize and k >= 0:
-                q = standardize_part(q, _weights(weights_src, rows))
-                t = standardize_part(tgt[cols], _weights(weights_tgt, cols))
-            i, d = nn(q, tgt[cols] if t is None else t)
+            q, t = src[rows], tgt[cols]
+            if standardize and within:
+                i, _ = nn(standardize_part(q, None if ws is None else ws[rows]),
+                          standardize_part(t, None if wt is None else wt[cols]))
+                d = np.linalg.norm(q - t[i], axis=1)  # reported in the descriptors' own units
+            else:
+                i, d = nn(q, t)
             idx[rows], dist[rows] = cols[i], d
     return VertexMap(idx, dist, source_name=source_name, target_name=target_name, n_target=len(tgt))
 
 
-def _weights(w, rows):
-    return None if w is None else np.asarray(w, dtype=np.float64)[rows]
+def _weights(w, n: int, what: str) -> np.ndarray | None:
+    """``w`` as (n,) float64 (None stays None); refuses another length."""
+    if w is None:
+        return None
+    w = np.asarray(w, dtype=np.float64).reshape(-1)
+    if len(w) != n:
+        raise ValueError(f"{what} has {len(w)} values but the descriptors have {n} rows")
+    return w
 
 
 def standardize_part(desc: np.ndarray, weights=None) -> np.ndarray:
