@@ -171,13 +171,11 @@ def evaluate(name, variant, config, *, dist, cache):
     mesh_b, labels, (gf, gb) = cache.setdefault(("pair", name), load_eval_pair(name))
     if variant == "coarse":
         pa, pb = coarse(human.parts), coarse(labels["clean"])
-    elif variant.startswith("noisy-s"):
-        from make_eval_pairs import noisy_draw
-
-        if variant not in labels:
-            labels[variant] = noisy_draw(mesh_b, labels["clean"], int(variant[len("noisy-s"):]))
-        pa, pb = human.parts, labels[variant]
     else:
+        if variant.startswith("noisy-s") and variant not in labels:  # a further draw, made once per pair
+            from make_eval_pairs import noisy_draw
+
+            labels[variant] = noisy_draw(mesh_b, labels["clean"], int(variant[len("noisy-s"):]))
         pa, pb = human.parts, labels[variant]
     truth_b = labels["clean"] if variant != "coarse" else pb
     opts = dict(CONFIGS[config])

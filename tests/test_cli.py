@@ -150,7 +150,7 @@ def test_align_basis_flag_reaches_the_refinement(tmp_path):
     for flag, want in (("--plain-basis", {"area_match": False}), ("--area-matched-basis", {"area_match": True}),
                        (None, {})):
         assert _self_align(tmp_path, *([flag] if flag else []))[1]["options"]["refine_options"] == want
-    good = tmp_path / "a.obj"
+    good = tmp_path / "a.obj"  # the mesh _self_align wrote
     r = _invoke(good, good, "--plain-basis", "--refine", "zoomout")
     assert r.exit_code == 2 and "Invalid value for --area-matched-basis/--plain-basis: needs the consistent" in r.output
 
